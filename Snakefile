@@ -1,0 +1,33 @@
+# MEML-GRPO reproduction workflow. `snakemake --cores all` runs the embedded tiny offline setting;
+# `--configfile workflow/config/<other>.yaml` runs another. No logic lives here: every rule calls
+# one `meml` subcommand; paths come from meml.paths.
+import sys
+
+from snakemake.utils import min_version
+
+from meml.config import validate_config, write_resolved_config
+
+min_version("9.0")
+
+
+configfile: "workflow/config/default.yaml"
+
+
+validate_config(config, "workflow config")
+RESULTS = config["results_dir"]
+CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")
+MEML = f'"{sys.executable}" -m meml --config {CONFIG}'
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/reports.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/tables/table4.md",
+        f"{RESULTS}/tables/table4.csv",

@@ -1,0 +1,92 @@
+"""``meml``: one subcommand per pipeline stage. Every Snakemake rule calls one of them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from meml.config import ConfigError, load_config
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help="workflow config YAML (default: workflow/config/default.yaml, the tiny offline setting)")
+
+
+def _add_run(parser: argparse.ArgumentParser, seed: bool = True) -> None:
+    parser.add_argument("--family", required=True, help="model family: qwen2 or llama")
+    parser.add_argument("--dataset", required=True, help="dataset name, e.g. synth_gsm8k or gsm8k")
+    if seed:
+        parser.add_argument("--seed", type=int, required=True, help="run seed")
+        parser.add_argument("--methods", nargs="+", default=None, help="subset of sft.methods (default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meml", description="MEML-GRPO reproduction suite: pipeline stages.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    p = sub.add_parser("check-config", help="validate a workflow config and print it resolved")
+    _add_config(p)
+    p = sub.add_parser("make-world", help="generate the synthetic GSM8K/MathQA/StrategyQA-format benchmarks")
+    _add_config(p)
+    p = sub.add_parser("experts", help="write every expert's trajectories for a dataset's training pool")
+    _add_config(p)
+    p.add_argument("--dataset", required=True)
+    p = sub.add_parser("build-tiny", help="train the tokenizer and build a randomly initialised tiny model")
+    _add_config(p)
+    p.add_argument("--family", required=True)
+    p = sub.add_parser("pretrain", help="pretrain the tiny base model of a family on gold answers")
+    _add_config(p)
+    p.add_argument("--family", required=True)
+    p = sub.add_parser("sft", help="ExpertX-SFT and MoE-SFT (MEF) runs of one family, dataset and seed")
+    _add_config(p)
+    _add_run(p)
+    p = sub.add_parser("evaluate", help="lm-eval evaluation of the SFT models under their inference expert prompts")
+    _add_config(p)
+    _add_run(p)
+    p = sub.add_parser("table4", help="build results/tables/table4.{md,csv} from the evaluation result files")
+    _add_config(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"meml: {err}", file=sys.stderr)
+        return 2
+    from meml import stages
+
+    start = time.time()
+    if args.command == "check-config":
+        import yaml
+
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+    elif args.command == "make-world":
+        stages.make_world(config)
+    elif args.command == "experts":
+        stages.make_experts(config, args.dataset)
+    elif args.command == "build-tiny":
+        stages.build_tiny(config, args.family)
+    elif args.command == "pretrain":
+        stages.pretrain(config, args.family)
+    elif args.command == "sft":
+        stages.sft(config, args.family, args.dataset, args.seed, args.methods)
+    elif args.command == "evaluate":
+        stages.evaluate(config, args.family, args.dataset, args.seed, args.methods)
+    elif args.command == "table4":
+        from reports.table4 import write_table4
+
+        write_table4(config)
+    logging.getLogger("meml").info("%s done in %.1f s", args.command, time.time() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Load and check the workflow configuration (one YAML file describes a whole run)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "workflow" / "config" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration that does not match the schema or is inconsistent."""
+
+
+def _schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def validate_config(config: dict, source: str = "config") -> dict:
+    """Check ``config`` against the schema and cross-key rules; raise :class:`ConfigError` naming the key."""
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+            lines.append(f"  {key}: {err.message}")
+        raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines))
+    n_experts = len(config["experts"]["prompts"])
+    if len(config["experts"]["sources"]) != n_experts:
+        raise ConfigError(
+            f"{source}: experts.sources has {len(config['experts']['sources'])} entries but experts.prompts has "
+            f"{n_experts}: give one source per expert prompt"
+        )
+    for method in config["sft"]["methods"]:
+        if method.startswith("Expert") and int(method[6:].split("-")[0]) >= n_experts:
+            raise ConfigError(f"{source}: sft.methods: {method} names an expert beyond the {n_experts} configured")
+    for key in ("train_split", "test_split"):
+        missing = [d for d in config["datasets"] if d not in config["data"][key]]
+        if missing:
+            raise ConfigError(f"{source}: data.{key} has no split for dataset(s) {missing}")
+    for i, spec in enumerate(config["experts"]["sources"]):
+        if spec["kind"] == "programmatic" and "style" not in spec:
+            raise ConfigError(f"{source}: experts.sources[{i}]: a programmatic source needs 'style'")
+    real = [d for d in config["datasets"] if not d.startswith("synth_")]
+    programmatic = [i for i, s in enumerate(config["experts"]["sources"]) if s["kind"] == "programmatic"]
+    if real and programmatic:
+        raise ConfigError(
+            f"{source}: datasets {real} are real benchmarks but experts.sources{programmatic} are programmatic "
+            "teachers, which only work on the synthetic datasets"
+        )
+    return config
+
+
+def load_config(path: str | Path | None = None) -> dict:
+    """Read a workflow config (default: the tiny offline setting) and validate it."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            config = yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return validate_config(config, str(path))
+
+
+def config_digest(*parts) -> str:
+    """Short stable hash of config sections: Snakemake params, so a changed setting reruns its jobs."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def write_resolved_config(config: dict, path: str | Path) -> Path:
+    """Write the effective config where jobs read it; leave the file untouched when unchanged."""
+    path = Path(path)
+    text = yaml.safe_dump(config, sort_keys=False)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return path
+    from meml.io import write_text_atomic
+
+    return write_text_atomic(path, text)

@@ -1,0 +1,122 @@
+"""Evaluation through lm-evaluation-harness: generative tasks built on the shared answer extractor.
+
+One custom ``generate_until`` task per dataset reads the normalized test records from a JSON Lines
+file; its ``process_results`` calls :func:`meml.rewards.accuracy_reward`, the very function the RL
+reward uses, so training and evaluation agree on what is correct by construction. Decoding is
+greedy, through the model's chat template, with the inference expert's prompt as the system
+instruction. One model load serves every inference expert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from meml.io import write_json_atomic, write_jsonl_atomic
+from meml.records import Record
+from meml.rewards import accuracy_reward, extract_answer
+
+log = logging.getLogger(__name__)
+
+DOC_FIELDS = ("id", "task", "question", "answer", "options", "slice")
+
+
+def write_task_docs(records: Sequence[Record], path: str | Path) -> Path:
+    """Test records as the lm-eval task's documents (one JSON object per line)."""
+    rows = [{k: getattr(r, k) for k in DOC_FIELDS} for r in records]
+    return write_jsonl_atomic(path, rows)
+
+
+def _process_results(doc: dict, results: list[str]) -> dict:
+    completion = results[0] if results else ""
+    return {"exact_match": accuracy_reward(doc["task"], completion, doc["answer"], doc["options"] or None)}
+
+
+def task_config(name: str, docs_path: str | Path, max_new_tokens: int) -> dict:
+    """An lm-eval task config (as a dict) for one dataset's documents."""
+    return {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(Path(docs_path).resolve())}},
+        "test_split": "test",
+        "output_type": "generate_until",
+        "doc_to_text": "{{question}}",
+        "doc_to_target": "{{answer}}",
+        "target_delimiter": "",
+        "process_results": _process_results,
+        "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
+        "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens},
+        "num_fewshot": 0,
+        "metadata": {"version": 1.0},
+    }
+
+
+def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str,
+                   system_prompts: Mapping[int, str], max_new_tokens: int = 96, batch_size: int = 64,
+                   threads: int = 1) -> dict[int, tuple[dict, list[dict]]]:
+    """Greedy evaluation of one model under each inference expert prompt.
+
+    Returns ``{expert: (summary, samples)}``: summary holds accuracy (overall and per slice) and
+    lm-eval's own metric; samples hold one row per test item with the completion and its verdict.
+    """
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    torch.set_num_threads(threads)
+    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device="cpu", dtype="float32",
+              max_gen_toks=max_new_tokens)
+    manager = TaskManager(include_defaults=False)
+    out = {}
+    for expert, prompt in system_prompts.items():
+        results = simple_evaluate(
+            model=lm,
+            tasks=[task_config(task_name, docs_path, max_new_tokens)],
+            apply_chat_template=True,
+            system_instruction=prompt,
+            log_samples=True,
+            task_manager=manager,
+            random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+            bootstrap_iters=0,
+        )
+        samples = []
+        for s in sorted(results["samples"][task_name], key=lambda s: s["doc_id"]):
+            doc = s["doc"]
+            completion = s["resps"][0][0] if s["resps"] and s["resps"][0] else ""
+            samples.append({
+                "id": doc["id"], "slice": doc["slice"], "answer": doc["answer"],
+                "completion": completion,
+                "extracted": extract_answer(doc["task"], completion, doc["options"] or None),
+                "correct": float(s["exact_match"]),
+            })
+        lm_eval_metric = results["results"][task_name].get("exact_match,none")
+        summary = summarize(samples)
+        summary["lm_eval_exact_match"] = lm_eval_metric
+        summary["system_prompt"] = prompt
+        out[expert] = (summary, samples)
+        log.info("%s expert %d: accuracy %.3f on %d items", task_name, expert, summary["accuracy"], summary["n"])
+    return out
+
+
+def summarize(samples: Sequence[dict]) -> dict:
+    """Accuracy over all samples and per slice (when slices exist)."""
+    by_slice = defaultdict(list)
+    for s in samples:
+        if s.get("slice"):
+            by_slice[s["slice"]].append(s["correct"])
+    n = len(samples)
+    return {
+        "n": n,
+        "accuracy": sum(s["correct"] for s in samples) / n if n else float("nan"),
+        "accuracy_by_slice": {k: sum(v) / len(v) for k, v in sorted(by_slice.items())},
+    }
+
+
+def write_result(result_path: str | Path, samples_path: str | Path, summary: dict, samples: list[dict],
+                 identity: dict, provenance: dict) -> None:
+    """Write one evaluation's result file and its per-sample outputs, each atomically."""
+    write_jsonl_atomic(samples_path, samples)
+    write_json_atomic(result_path, {**identity, **summary, "samples_file": Path(samples_path).name, **provenance})

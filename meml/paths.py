@@ -1,0 +1,49 @@
+"""Where every artifact of the workflow lives; the Snakefile and the CLI share these paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SFT_METHODS = ("Expert0-SFT", "Expert1-SFT", "Expert2-SFT", "MoE-SFT")
+
+
+def world_dir(root: str | Path) -> Path:
+    """Synthetic benchmark files, one folder per task in the original schemas."""
+    return Path(root) / "data" / "synth"
+
+
+def experts_file(root, dataset: str, expert: int) -> Path:
+    """Expert ``expert``'s trajectories for the training pool of ``dataset``."""
+    return Path(root) / "experts" / dataset / f"expert{expert}.jsonl"
+
+
+def init_model_dir(root, family: str) -> Path:
+    """Tokenizer plus randomly initialised tiny model of ``family``."""
+    return Path(root) / "models" / family / "init"
+
+
+def base_model_dir(root, family: str) -> Path:
+    """The base model every method starts from (pretrained tiny model, or a hub id)."""
+    return Path(root) / "models" / family / "base"
+
+
+def sft_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
+    return Path(root) / "sft" / family / dataset / method / f"seed{seed}"
+
+
+def eval_file(root, family: str, dataset: str, method: str, seed: int, expert: int) -> Path:
+    """Result of one evaluation: (family, method, dataset, inference expert, seed)."""
+    return Path(root) / "eval" / family / dataset / method / f"seed{seed}" / f"expert{expert}.json"
+
+
+def samples_file(result_file: str | Path) -> Path:
+    """Per-sample outputs beside a result file."""
+    result_file = Path(result_file)
+    return result_file.with_name(result_file.stem + ".samples.jsonl")
+
+
+def method_experts(method: str, n_experts: int) -> tuple[int, ...]:
+    """Inference experts a method is evaluated under: its own for ExpertX, all for multi-expert."""
+    if method.startswith("Expert") and method[6:].split("-")[0].isdigit():
+        return (int(method[6:].split("-")[0]),)
+    return tuple(range(n_experts))

@@ -1,0 +1,215 @@
+"""The pipeline stages; each ``meml`` subcommand (and so each Snakemake rule) runs one of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from meml import paths
+from meml.provenance import provenance
+from meml.records import Record
+
+log = logging.getLogger(__name__)
+
+
+def _root(config: dict) -> Path:
+    return Path(config["results_dir"])
+
+
+def _cap(records: list[Record], limit: int | None) -> list[Record]:
+    return records if limit is None else records[:limit]
+
+
+def _data_dir(config: dict, dataset: str) -> Path | None:
+    if dataset.startswith("synth_"):
+        return paths.world_dir(_root(config))
+    return Path(config["data"]["data_dir"]) if config["data"]["data_dir"] else None
+
+
+def train_records(config: dict, dataset: str) -> list[Record]:
+    from meml.data import load_records
+
+    split = config["data"]["train_split"][dataset]
+    return _cap(load_records(dataset, split, _data_dir(config, dataset)), config["data"]["max_train_items"])
+
+
+def test_records(config: dict, dataset: str) -> list[Record]:
+    from meml.data import load_records
+
+    split = config["data"]["test_split"][dataset]
+    return _cap(load_records(dataset, split, _data_dir(config, dataset)), config["data"]["max_test_items"])
+
+
+def base_model_path(config: dict, family: str) -> str:
+    """The model every method starts from: a configured hub id or folder, else the tiny base."""
+    pretrained = config["models"]["pretrained"].get(family)
+    return pretrained if pretrained else str(paths.base_model_dir(_root(config), family))
+
+
+# --------------------------------------------------------------------------- world and experts
+
+
+def make_world(config: dict) -> list[Path]:
+    """Generate the synthetic benchmarks named in ``datasets``."""
+    from meml.world.generate import WorldConfig, write_world
+
+    tasks = [d[len("synth_"):] for d in config["datasets"] if d.startswith("synth_")]
+    world = WorldConfig(seed=config["world"]["seed"], splits=dict(config["world"]["splits"]),
+                        difficulty=dict(config["world"]["difficulty"]))
+    return write_world(paths.world_dir(_root(config)), world, tasks)
+
+
+def make_experts(config: dict, dataset: str) -> dict:
+    """Write every expert's trajectories for the training pool of ``dataset``; return per-expert accuracy."""
+    from meml.experts import make_source
+    from meml.io import write_jsonl_atomic
+    from meml.rewards import accuracy_reward
+
+    records = train_records(config, dataset)
+    filter_incorrect = config["experts"]["filter_incorrect"]
+    report = {}
+    for expert, spec in enumerate(config["experts"]["sources"]):
+        source = make_source(spec, seed=config["world"]["seed"] * 1000 + expert)
+        rows, by_slice = [], defaultdict(list)
+        for record, completion in zip(records, source.trajectories(records)):
+            correct = None if completion is None else accuracy_reward(record.task, completion, record.answer,
+                                                                     record.options or None)
+            keep = completion is not None and (correct == 1.0 or not filter_incorrect)
+            rows.append({"id": record.id, "expert": expert, "source": source.name,
+                         "completion": completion if keep else None, "correct": correct})
+            by_slice[record.slice or "all"].append(correct or 0.0)
+        write_jsonl_atomic(paths.experts_file(_root(config), dataset, expert), rows)
+        report[expert] = {k: round(sum(v) / len(v), 3) for k, v in sorted(by_slice.items())}
+        log.info("%s expert %d (%s): accuracy by slice %s", dataset, expert, source.name, report[expert])
+    return report
+
+
+def read_trajectories(config: dict, dataset: str, records: list[Record]) -> list[list[str | None]]:
+    """Per expert, the completion for each record (aligned with ``records``)."""
+    out = []
+    for expert in range(len(config["experts"]["prompts"])):
+        path = paths.experts_file(_root(config), dataset, expert)
+        by_id = {}
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, 1):
+                try:
+                    row = json.loads(line)
+                    by_id[row["id"]] = row["completion"]
+                except (json.JSONDecodeError, KeyError, TypeError) as err:
+                    raise ValueError(f"{path}:{lineno}: malformed trajectory row ({err})") from err
+        missing = [r.id for r in records if r.id not in by_id]
+        if missing:
+            raise ValueError(f"{path}: no trajectory for {len(missing)} training item(s), e.g. {missing[:3]}; "
+                             "rerun the experts stage")
+        out.append([by_id[r.id] for r in records])
+    return out
+
+
+# --------------------------------------------------------------------------- tiny models
+
+
+def _corpus(config: dict) -> list[str]:
+    """Text the tiny tokenizer is trained on: questions and every expert style's answers."""
+    from meml.experts import ProgrammaticTeacher
+    from meml.world.render import STYLES
+
+    texts = list(config["experts"]["prompts"])
+    for dataset in config["datasets"]:
+        records = train_records(config, dataset)
+        texts += [r.question for r in records] + [r.rationale for r in records]
+        if dataset.startswith("synth_"):
+            for style in STYLES:
+                texts += ProgrammaticTeacher(style=style).trajectories(records[:500])
+    return texts
+
+
+def build_tiny(config: dict, family: str) -> Path:
+    """Train the tokenizer and save a randomly initialised tiny model of ``family``."""
+    from meml.tiny import build_model, save_pretrained_folder, train_tokenizer
+
+    tiny = config["models"]["tiny"]
+    tokenizer = train_tokenizer(_corpus(config), family, vocab_size=tiny["vocab_size"])
+    model = build_model(family, tokenizer, hidden_size=tiny["hidden_size"], num_layers=tiny["num_layers"],
+                        num_heads=tiny["num_heads"], num_kv_heads=tiny["num_kv_heads"],
+                        intermediate_size=tiny["intermediate_size"],
+                        max_position_embeddings=tiny["max_position_embeddings"], seed=config["models"]["pretrain"]["seed"])
+    out = paths.init_model_dir(_root(config), family)
+    save_pretrained_folder(model, tokenizer, out)
+    return out
+
+
+def pretrain(config: dict, family: str) -> dict:
+    """Pretrain the tiny base model on gold answers of the synthetic pretraining split (no system prompt)."""
+    from baselines.sft import SFTRunConfig, conversations, train_sft
+    from meml.data import load_records
+
+    settings = config["models"]["pretrain"]
+    rows = []
+    for dataset in config["datasets"]:
+        if dataset.startswith("synth_"):
+            records = load_records(dataset, "pretrain", paths.world_dir(_root(config)))
+            rows += conversations([r.question for r in records], [r.rationale for r in records], system=None)
+    if not rows:
+        raise ValueError("pretrain: no synthetic dataset configured; set models.pretrained for real-data runs")
+    random.Random(settings["seed"]).shuffle(rows)
+    run = SFTRunConfig(steps=settings["steps"], batch_size=settings["batch_size"],
+                       learning_rate=settings["learning_rate"], warmup_ratio=settings["warmup_ratio"],
+                       max_length=settings["max_length"], seed=settings["seed"], threads=config["threads_per_job"],
+                       assistant_only_loss=True, lr_scheduler_type="cosine")
+    return train_sft(paths.init_model_dir(_root(config), family), rows, run,
+                     paths.base_model_dir(_root(config), family), provenance(config, settings["seed"]))
+
+
+# --------------------------------------------------------------------------- SFT and evaluation
+
+
+def sft(config: dict, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> dict:
+    """Train the SFT methods (ExpertX-SFT, MoE-SFT) of one (family, dataset, seed)."""
+    from baselines.sft import SFTRunConfig, method_rows, train_sft
+
+    records = train_records(config, dataset)
+    trajectories = read_trajectories(config, dataset, records)
+    questions = [r.question for r in records]
+    settings = config["sft"]
+    out = {}
+    for method in methods or settings["methods"]:
+        rows = method_rows(method, questions, trajectories, config["experts"]["prompts"])
+        random.Random(seed).shuffle(rows)
+        run = SFTRunConfig(steps=settings["steps"], batch_size=settings["batch_size"],
+                           learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
+                           warmup_ratio=settings["warmup_ratio"], max_length=settings["max_length"],
+                           assistant_only_loss=settings["assistant_only_loss"], seed=seed,
+                           threads=config["threads_per_job"])
+        out[method] = train_sft(base_model_path(config, family), rows, run,
+                                paths.sft_dir(_root(config), family, dataset, method, seed),
+                                {"method": method, "family": family, "dataset": dataset, **provenance(config, seed)})
+    return out
+
+
+def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> list[Path]:
+    """Evaluate each SFT method of one (family, dataset, seed) under its inference expert prompts."""
+    from meml.evaluation import evaluate_model, write_result, write_task_docs
+    from meml.records import task_of
+
+    records = test_records(config, dataset)
+    prompts = config["experts"]["prompts"]
+    written = []
+    with tempfile.TemporaryDirectory(prefix="meml-eval-") as tmp:
+        docs = write_task_docs(records, Path(tmp) / f"{dataset}.jsonl")
+        for method in methods or config["sft"]["methods"]:
+            model = paths.sft_dir(_root(config), family, dataset, method, seed)
+            experts = paths.method_experts(method, len(prompts))
+            results = evaluate_model(model, docs, f"meml_{dataset}", {k: prompts[k] for k in experts},
+                                     max_new_tokens=config["eval"]["max_new_tokens"],
+                                     batch_size=config["eval"]["batch_size"], threads=config["threads_per_job"])
+            for expert, (summary, samples) in results.items():
+                result = paths.eval_file(_root(config), family, dataset, method, seed, expert)
+                identity = {"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,
+                            "seed": seed, "expert": expert, "model": str(model)}
+                write_result(result, paths.samples_file(result), summary, samples, identity, provenance(config, seed))
+                written.append(result)
+    return written

@@ -1,0 +1,174 @@
+"""Arithmetic programs behind every synthetic item, and the wrong procedures of the teachers.
+
+A program is a start value and a chain of steps (add b, subtract b, double, triple). All three
+synthetic benchmarks render the same kind of program in their own format. The slices decide
+which teacher errs where:
+
+- slice ``A`` holds a subtraction and no doubling: expert 1's flaw ``sub_as_add`` changes it;
+- slice ``B`` holds a doubling and no subtraction: expert 2's flaw ``double_as_plus2`` changes it;
+- slice ``C`` holds neither: every teacher is right.
+
+So the experts' errors overlap nowhere (the paper's premise) and each slice can be recovered under
+another expert's prompt.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+OPS = ("add", "sub", "double", "triple")
+SLICES = ("A", "B", "C")
+FLAWS = {
+    "sub_as_add": "sub",  # writes 'gives away b' as x + b
+    "double_as_plus2": "double",  # writes 'doubles' as x + 2
+}
+"""Wrong procedures a teacher may apply, and the operation each one corrupts."""
+
+SLICE_OF_FLAW = {"sub_as_add": "A", "double_as_plus2": "B"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation; ``operand`` is b for add/sub and 2 or 3 for double/triple."""
+
+    op: str
+    operand: int
+
+    def apply(self, x: int, flaws: frozenset[str] = frozenset()) -> tuple[str, int, int]:
+        """Return (written operator, written operand, result) of this step under ``flaws``."""
+        if self.op == "add":
+            return "+", self.operand, x + self.operand
+        if self.op == "sub":
+            if "sub_as_add" in flaws:
+                return "+", self.operand, x + self.operand
+            return "-", self.operand, x - self.operand
+        if self.op == "double":
+            if "double_as_plus2" in flaws:
+                return "+", 2, x + 2
+            return "*", 2, x * 2
+        if self.op == "triple":
+            return "*", 3, x * 3
+        raise ValueError(f"unknown op {self.op!r}")
+
+
+@dataclass(frozen=True)
+class Program:
+    """A start value and a chain of steps."""
+
+    start: int
+    steps: tuple[Step, ...]
+
+    def trace(self, flaws: frozenset[str] = frozenset()) -> list[tuple[int, str, int, int]]:
+        """Lines ``(x, written operator, written operand, result)`` of the computation."""
+        lines, x = [], self.start
+        for step in self.steps:
+            op, b, y = step.apply(x, flaws)
+            lines.append((x, op, b, y))
+            x = y
+        return lines
+
+    def result(self, flaws: frozenset[str] = frozenset()) -> int:
+        return self.trace(flaws)[-1][3]
+
+    def slice(self) -> str:
+        ops = {s.op for s in self.steps}
+        if "sub" in ops and "double" not in ops:
+            return "A"
+        if "double" in ops and "sub" not in ops:
+            return "B"
+        if not ops & {"sub", "double"}:
+            return "C"
+        return "mixed"
+
+    def to_json(self) -> dict:
+        return {"start": self.start, "steps": [[s.op, s.operand] for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Program":
+        return cls(int(data["start"]), tuple(Step(str(op), int(b)) for op, b in data["steps"]))
+
+
+@dataclass
+class Difficulty:
+    """The world's difficulty knob: chain length and size of numbers."""
+
+    min_steps: int = 2
+    max_steps: int = 3
+    max_start: int = 20
+    max_operand: int = 9
+    max_value: int = 30
+    min_answer: int = 2
+
+    def __post_init__(self):
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ValueError(f"difficulty: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
+        if self.max_value < self.min_answer + 2:
+            raise ValueError("difficulty: max_value too small")
+
+
+@dataclass
+class ProgramSampler:
+    """Draws programs of a given slice with no answer shortcut.
+
+    Every intermediate value stays in ``[1, max_value]``; every flaw that touches the program
+    changes its final answer; final answers are spread evenly over ``[min_answer, max_value]``
+    within each slice (each value capped near its uniform share), so no answer (0, 1, 10, ...)
+    piles up for a policy to collapse onto.
+    """
+
+    difficulty: Difficulty
+    rng: random.Random
+    counts: dict = field(default_factory=dict)
+
+    def _ops_for(self, slice_: str, n: int) -> list[str]:
+        while True:
+            if slice_ == "A":
+                ops = [self.rng.choice(("add", "sub", "triple")) for _ in range(n)]
+                if "sub" in ops:
+                    return ops
+            elif slice_ == "B":
+                ops = [self.rng.choice(("add", "double", "triple")) for _ in range(n)]
+                if "double" in ops:
+                    return ops
+            elif slice_ == "C":
+                ops = [self.rng.choice(("add", "add", "triple")) for _ in range(n)]
+                return ops
+            else:
+                raise ValueError(f"unknown slice {slice_!r}; expected one of {SLICES}")
+
+    def _valid(self, program: Program) -> bool:
+        d = self.difficulty
+        for flaws in (frozenset(), *(frozenset([f]) for f in FLAWS)):
+            values = [y for *_, y in program.trace(flaws)]
+            if any(v < 1 for v in values):
+                return False
+            if not flaws and any(v > d.max_value for v in values):
+                return False
+        answer = program.result()
+        if answer < d.min_answer:
+            return False
+        for flaw, op in FLAWS.items():
+            if any(s.op == op for s in program.steps) and program.result(frozenset([flaw])) == answer:
+                return False
+        return True
+
+    def sample(self, slice_: str, capacity: int) -> Program:
+        """Draw one valid program of ``slice_``; ``capacity`` caps how often one answer may recur."""
+        d = self.difficulty
+        for _ in range(100_000):
+            n = self.rng.randint(d.min_steps, d.max_steps)
+            ops = self._ops_for(slice_, n)
+            steps = tuple(
+                Step(op, self.rng.randint(1, d.max_operand) if op in ("add", "sub") else (2 if op == "double" else 3))
+                for op in ops
+            )
+            program = Program(self.rng.randint(2, d.max_start), steps)
+            if not self._valid(program):
+                continue
+            key = (slice_, program.result())
+            if self.counts.get(key, 0) >= capacity:
+                continue
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return program
+        raise RuntimeError(f"could not sample a valid program for slice {slice_!r}: loosen the difficulty settings")

@@ -1,0 +1,103 @@
+"""Table 4 (the paper's main table) from the raw evaluation result files.
+
+Rows: method and inference expert; columns: GSM8K, StrategyQA, MathQA, Avg (the paper's order);
+one block per base-model family; exact-match accuracy in percent, mean over seeds. Nothing here
+is typed by hand: every number is read from a result file under ``results/eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from meml import paths
+from meml.io import write_text_atomic
+from meml.records import task_of
+
+COLUMN_ORDER = ("gsm8k", "strategyqa", "mathqa")
+COLUMN_NAMES = {"gsm8k": "GSM8K", "strategyqa": "StrategyQA", "mathqa": "MathQA"}
+FAMILY_NAMES = {"qwen2": "Qwen", "llama": "Llama"}
+
+
+def read_result(path: str | Path) -> dict:
+    """One evaluation result file; a missing or corrupt file is an error that names it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"result file {path} is missing: run the workflow (snakemake) to produce it")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"result file {path} is corrupt (not JSON: {err}); delete it and rerun") from err
+    for key in ("accuracy", "method", "expert", "dataset", "family", "seed"):
+        if key not in data:
+            raise ValueError(f"result file {path} has no {key!r} field; delete it and rerun")
+    return data
+
+
+def row_label(method: str, expert: int, n_experts: int) -> str:
+    """``Expert1-SFT`` for single-expert methods, ``MoE-SFT (Expert1)`` for multi-expert ones."""
+    if len(paths.method_experts(method, n_experts)) == 1:
+        return method
+    return f"{method} (Expert{expert})"
+
+
+def collect(config: dict) -> pd.DataFrame:
+    """Long table: one row per result file of the configured runs."""
+    root = Path(config["results_dir"])
+    n_experts = len(config["experts"]["prompts"])
+    rows = []
+    for family in config["models"]["families"]:
+        for dataset in config["datasets"]:
+            for method in config["sft"]["methods"]:
+                for seed in config["seeds"]:
+                    for expert in paths.method_experts(method, n_experts):
+                        data = read_result(paths.eval_file(root, family, dataset, method, seed, expert))
+                        rows.append({"family": family, "dataset": dataset, "task": task_of(dataset),
+                                     "method": method, "expert": expert,
+                                     "row": row_label(method, expert, n_experts), "seed": seed,
+                                     "accuracy": 100.0 * data["accuracy"], "n": data["n"]})
+    return pd.DataFrame(rows)
+
+
+def pivot(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds; columns in the paper's order plus Avg; one row per (family, method row)."""
+    mean = long.groupby(["family", "row", "task"], sort=False)["accuracy"].mean().unstack("task")
+    columns = [c for c in COLUMN_ORDER if c in mean.columns]
+    table = mean[columns]
+    table = table.assign(Avg=table.mean(axis=1))
+    return table.rename(columns=COLUMN_NAMES)
+
+
+def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
+    synthetic = all(d.startswith("synth_") for d in config["datasets"])
+    lines = ["# Table 4: exact-match accuracy (%)", ""]
+    if synthetic:
+        lines += ["Tiny offline setting on the synthetic benchmarks (GSM8K/StrategyQA/MathQA formats). "
+                  "These are NOT the paper's numbers.", ""]
+    seeds = sorted(long["seed"].unique().tolist())
+    lines += [f"Mean over seeds {seeds}; test items per dataset: "
+              + ", ".join(f"{d} {int(n)}" for d, n in long.groupby("dataset")["n"].first().items()) + ".", ""]
+    for family in table.index.get_level_values("family").unique():
+        block = table.loc[family]
+        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
+        header = ["Method"] + list(block.columns)
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for label, values in block.iterrows():
+            cells = ["-" if (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in values]
+            lines.append("| " + " | ".join([label] + cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_table4(config: dict) -> tuple[Path, Path]:
+    """Write ``<results>/tables/table4.md`` and ``.csv`` (the CSV keeps every seed)."""
+    long = collect(config)
+    table = pivot(long)
+    out = Path(config["results_dir"]) / "tables"
+    md = write_text_atomic(out / "table4.md", to_markdown(table, config, long))
+    csv = write_text_atomic(out / "table4.csv", long.to_csv(index=False))
+    return md, csv

@@ -1,0 +1,13 @@
+rule evaluate:
+    input:
+        lambda wc: dataset_inputs(wc.dataset),
+        models=sft_outputs("{family}", "{dataset}", "{seed}"),
+    output:
+        eval_outputs("{family}", "{dataset}", "{seed}"),
+    params:
+        digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
+    threads: config["threads_per_job"]
+    log:
+        f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/seed{{seed}}.log",
+    shell:
+        "{MEML} evaluate --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"

@@ -1,0 +1,26 @@
+rule build_tiny:
+    input:
+        world_files(),
+    output:
+        str(paths.init_model_dir(RESULTS, "{family}") / "config.json"),
+    params:
+        digest=config_digest(config["models"]["tiny"], config["experts"]["prompts"], DATASETS),
+    threads: config["threads_per_job"]
+    log:
+        f"{RESULTS}/logs/build_tiny/{{family}}.log",
+    shell:
+        "{MEML} build-tiny --family {wildcards.family} 2> {log}"
+
+
+rule pretrain:
+    input:
+        str(paths.init_model_dir(RESULTS, "{family}") / "config.json"),
+    output:
+        str(paths.base_model_dir(RESULTS, "{family}") / "run.json"),
+    params:
+        digest=config_digest(config["models"]["pretrain"]),
+    threads: config["threads_per_job"]
+    log:
+        f"{RESULTS}/logs/pretrain/{{family}}.log",
+    shell:
+        "{MEML} pretrain --family {wildcards.family} 2> {log}"

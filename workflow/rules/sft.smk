@@ -1,0 +1,13 @@
+rule sft:
+    input:
+        base=lambda wc: base_model_input(wc.family),
+        experts=[str(paths.experts_file(RESULTS, "{dataset}", e)) for e in range(N_EXPERTS)],
+    output:
+        sft_outputs("{family}", "{dataset}", "{seed}"),
+    params:
+        digest=config_digest(config["sft"], config["experts"]["prompts"]),
+    threads: config["threads_per_job"]
+    log:
+        f"{RESULTS}/logs/sft/{{family}}/{{dataset}}/seed{{seed}}.log",
+    shell:
+        "{MEML} sft --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"
