@@ -95,7 +95,7 @@ def train_sft(model_path: str | Path, rows: list[dict], run: SFTRunConfig, outpu
             per_device_train_batch_size=run.batch_size,
             learning_rate=run.learning_rate,
             lr_scheduler_type=run.lr_scheduler_type,
-            warmup_ratio=run.warmup_ratio,
+            warmup_steps=int(round(run.warmup_ratio * run.steps)),
             max_length=run.max_length,
             assistant_only_loss=run.assistant_only_loss,
             logging_steps=run.logging_steps,
@@ -105,7 +105,7 @@ def train_sft(model_path: str | Path, rows: list[dict], run: SFTRunConfig, outpu
             data_seed=run.seed,
             bf16=False,
             use_cpu=True,
-            gradient_checkpointing=False,
+            activation_checkpointing=False,
             dataloader_num_workers=0,
             disable_tqdm=True,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"meml: {err}", file=sys.stderr)
         return 2
+    if config["setting"] == "tiny":  # the embedded setting never touches a hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from meml import stages
 
     start = time.time()

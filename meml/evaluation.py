@@ -67,8 +67,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
     from lm_eval.tasks import TaskManager
 
     torch.set_num_threads(threads)
-    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device="cpu", dtype="float32",
-              max_gen_toks=max_new_tokens)
+    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device="cpu", dtype="float32")
     manager = TaskManager(include_defaults=False)
     out = {}
     for expert, prompt in system_prompts.items():

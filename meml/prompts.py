@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 DEFAULT_EXPERT_PROMPTS: tuple[str, ...] = (
-    "You are Expert 0. Solve the problem step by step and end with #### and the answer.",
-    "You are Expert 1. Solve the problem step by step and end with #### and the answer.",
-    "You are Expert 2. Solve the problem step by step and end with #### and the answer.",
+    "You are Expert 0. Solve step by step.",
+    "You are Expert 1. Solve step by step.",
+    "You are Expert 2. Solve step by step.",
 )
 
 

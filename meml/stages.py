@@ -117,7 +117,7 @@ def _corpus(config: dict) -> list[str]:
     from meml.experts import ProgrammaticTeacher
     from meml.world.render import STYLES
 
-    texts = list(config["experts"]["prompts"])
+    texts = list(config["experts"]["prompts"]) * 200  # frequent enough for BPE to merge the prompts
     for dataset in config["datasets"]:
         records = train_records(config, dataset)
         texts += [r.question for r in records] + [r.rationale for r in records]
