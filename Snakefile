@@ -16,7 +16,8 @@ configfile: "workflow/config/default.yaml"
 validate_config(config, "workflow config")
 RESULTS = config["results_dir"]
 CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")
-MEML = f'"{sys.executable}" -m meml --config {CONFIG}'
+MEML = f'"{sys.executable}" -m meml'
+CFG = f"--config {CONFIG}"
 
 
 include: "workflow/rules/common.smk"

@@ -38,7 +38,7 @@ PRETOKENIZE_REGEX = (
 # batched `model.generate(**tok(batch, padding=True))`, where left is the correct choice.
 PADDING_SIDE = "left"
 
-QWEN2_SPECIALS = {"pad": "<|endoftext|>", "bos": "<|im_start|>", "eos": "<|im_end|>"}
+QWEN2_SPECIALS = {"pad": "<|endoftext|>", "start": "<|im_start|>", "eos": "<|im_end|>"}
 LLAMA_SPECIALS = {
     "bos": "<|begin_of_text|>",
     "start_header": "<|start_header_id|>",
@@ -87,7 +87,7 @@ TOKENIZER_CLASS = {"qwen2": "Qwen2Tokenizer", "llama": "PreTrainedTokenizerFast"
 
 def _special_tokens(family: str) -> list[str]:
     if family == "qwen2":
-        return [QWEN2_SPECIALS["pad"], QWEN2_SPECIALS["bos"], QWEN2_SPECIALS["eos"]]
+        return [QWEN2_SPECIALS["pad"], QWEN2_SPECIALS["start"], QWEN2_SPECIALS["eos"]]
     if family == "llama":
         return list(LLAMA_SPECIALS.values())
     raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -144,7 +144,7 @@ def train_tokenizer(corpus: Iterable[str], family: str, vocab_size: int = 512) -
             pad_token=QWEN2_SPECIALS["pad"],
             unk_token=None,
             add_bos_token=False,
-            extra_special_tokens=[QWEN2_SPECIALS["bos"]],
+            extra_special_tokens=[QWEN2_SPECIALS["start"]],
         )
         tokenizer.chat_template = QWEN2_CHAT_TEMPLATE
     else:

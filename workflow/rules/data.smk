@@ -5,8 +5,10 @@ rule make_world:
         digest=config_digest(config["world"], SYNTH_TASKS),
     log:
         f"{RESULTS}/logs/make_world.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/make_world.tsv",
     shell:
-        "{MEML} make-world 2> {log}"
+        "{MEML} make-world {CFG} 2> {log}"
 
 
 rule experts:
@@ -18,5 +20,7 @@ rule experts:
         digest=config_digest(config["experts"], config["data"]),
     log:
         f"{RESULTS}/logs/experts/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/experts/{{dataset}}.tsv",
     shell:
-        "{MEML} experts --dataset {wildcards.dataset} 2> {log}"
+        "{MEML} experts {CFG} --dataset {wildcards.dataset} 2> {log}"

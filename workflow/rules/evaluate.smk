@@ -9,5 +9,7 @@ rule evaluate:
     threads: config["threads_per_job"]
     log:
         f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{family}}/{{dataset}}/seed{{seed}}.tsv",
     shell:
-        "{MEML} evaluate --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"
+        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"

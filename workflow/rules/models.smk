@@ -8,8 +8,10 @@ rule build_tiny:
     threads: config["threads_per_job"]
     log:
         f"{RESULTS}/logs/build_tiny/{{family}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_tiny/{{family}}.tsv",
     shell:
-        "{MEML} build-tiny --family {wildcards.family} 2> {log}"
+        "{MEML} build-tiny {CFG} --family {wildcards.family} 2> {log}"
 
 
 rule pretrain:
@@ -22,5 +24,7 @@ rule pretrain:
     threads: config["threads_per_job"]
     log:
         f"{RESULTS}/logs/pretrain/{{family}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain/{{family}}.tsv",
     shell:
-        "{MEML} pretrain --family {wildcards.family} 2> {log}"
+        "{MEML} pretrain {CFG} --family {wildcards.family} 2> {log}"

@@ -6,5 +6,7 @@ rule table4:
         f"{RESULTS}/tables/table4.csv",
     log:
         f"{RESULTS}/logs/table4.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table4.tsv",
     shell:
-        "{MEML} table4 2> {log}"
+        "{MEML} table4 {CFG} 2> {log}"

@@ -9,5 +9,7 @@ rule sft:
     threads: config["threads_per_job"]
     log:
         f"{RESULTS}/logs/sft/{{family}}/{{dataset}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sft/{{family}}/{{dataset}}/seed{{seed}}.tsv",
     shell:
-        "{MEML} sft --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"
+        "{MEML} sft {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"

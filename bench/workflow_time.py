@@ -1,0 +1,55 @@
+"""Time the default workflow (the SFT half) from scratch and print where the time goes.
+
+    python bench/workflow_time.py [--cores 2] [--configfile CONFIG] [--keep DIR]
+
+Runs `snakemake --cores N` into a fresh results folder, then prints the wall time and, from the
+rules' Snakemake benchmark files, the summed and longest job time per rule. Target (issue 2): under
+10 minutes on a 2-core CPU machine for the default config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", default="all")
+    parser.add_argument("--configfile", default=None)
+    parser.add_argument("--keep", default=None, help="results folder to use (default: a temporary one)")
+    args = parser.parse_args()
+    results = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="meml-bench-"))
+    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--config", f"results_dir={results}"]
+    if args.configfile:
+        command += ["--configfile", args.configfile]
+    start = time.time()
+    done = subprocess.run(command, cwd=REPO)
+    wall = time.time() - start
+    if done.returncode != 0:
+        print(f"workflow failed (exit {done.returncode}) after {wall:.0f} s", file=sys.stderr)
+        return done.returncode
+    per_rule = defaultdict(list)
+    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
+        with open(tsv) as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        per_rule[rule].append(float(row["s"]))
+    print(f"{'rule':<12} {'jobs':>4} {'sum s':>8} {'max s':>8}")
+    for rule, times in sorted(per_rule.items(), key=lambda kv: -sum(kv[1])):
+        print(f"{rule:<12} {len(times):>4} {sum(times):>8.1f} {max(times):>8.1f}")
+    print(f"results: {results}")
+    print(f"workflow wall time: {wall:.1f} s ({wall / 60:.1f} min) on --cores {args.cores}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

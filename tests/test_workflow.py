@@ -1,0 +1,109 @@
+"""The config schema, the CLI and the Snakemake workflow (dry runs fast, one tiny end-to-end run slow)."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from meml.cli import build_parser, main
+from meml.config import ConfigError, load_config, validate_config
+from tests.conftest import REPO_ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def test_default_config_is_valid():
+    config = load_config()
+    assert config["setting"] == "tiny"
+    assert config["datasets"] == ["synth_gsm8k", "synth_mathqa", "synth_strategyqa"]
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: c["sft"].update(stpes=3), "sft: Additional properties are not allowed ('stpes'"),
+    (lambda c: c["sft"].update(steps="3"), "sft.steps: '3' is not of type 'integer'"),
+    (lambda c: c.update(datasets=["gsm9k"]), "datasets.0"),
+    (lambda c: c["experts"]["sources"].pop(), "experts.sources has 2 entries but experts.prompts has 3"),
+    (lambda c: c["sft"].update(methods=["Expert5-SFT"]), "Expert5-SFT names an expert beyond"),
+    (lambda c: c.update(datasets=["gsm8k"]), "programmatic teachers"),
+])
+def test_bad_config_names_the_key(mutate, message):
+    config = copy.deepcopy(load_config())
+    mutate(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, "my.yaml")
+    assert message in str(err.value) and "my.yaml" in str(err.value)
+
+
+def test_cli_lists_every_stage(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for stage in ("make-world", "experts", "build-tiny", "pretrain", "sft", "evaluate", "table4"):
+        assert stage in text
+
+
+def test_cli_reports_a_bad_config_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("setting: tiny\n")
+    assert main(["check-config", "--config", str(bad)]) == 2
+    assert "is a required property" in capsys.readouterr().err
+
+
+def _snakemake(*args, cwd=REPO_ROOT):
+    return subprocess.run(SNAKEMAKE + list(args), cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_dry_run_lists_the_plan(tmp_path):
+    done = _snakemake("-n", "--cores", "2", "--config", f"results_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 6),
+                        ("evaluate", 6), ("table4", 1)):
+        assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
+
+
+def test_dry_run_refuses_a_misspelled_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"results_dir": str(tmp_path), "sft": {**load_config()["sft"], "lerning_rate": 1}}))
+    done = _snakemake("-n", "--cores", "1", "--configfile", str(bad))
+    assert done.returncode != 0
+    assert "lerning_rate" in done.stdout + done.stderr
+
+
+MINI = {
+    "datasets": ["synth_gsm8k", "synth_strategyqa"],
+    "world": {"seed": 0, "splits": {"pretrain": 48, "train": 24, "test": 9},
+              "difficulty": {"min_steps": 2, "max_steps": 2}},
+    "models": {"families": ["qwen2"], "pretrained": {"qwen2": None, "llama": None},
+               "tiny": {"vocab_size": 400, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
+                        "intermediate_size": 64, "max_position_embeddings": 256},
+               "pretrain": {"steps": 3, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0,
+                            "max_length": 192, "seed": 0}},
+    "sft": {"methods": ["Expert1-SFT", "MoE-SFT"], "steps": 2, "batch_size": 4, "learning_rate": 1e-3,
+            "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "max_length": 192, "assistant_only_loss": True},
+    "eval": {"max_new_tokens": 12, "batch_size": 16},
+}
+
+
+@pytest.mark.slow
+def test_workflow_runs_end_to_end_and_resumes(tmp_path):
+    config = tmp_path / "mini.yaml"
+    config.write_text(yaml.safe_dump({**MINI, "results_dir": str(tmp_path / "results")}))
+    done = _snakemake("--cores", "2", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-4000:]
+    table = (tmp_path / "results" / "tables" / "table4.md").read_text()
+    for row in ("| Expert1-SFT |", "| MoE-SFT (Expert0) |", "| MoE-SFT (Expert1) |", "| MoE-SFT (Expert2) |"):
+        assert row in table
+    assert "GSM8K" in table and "StrategyQA" in table and "NOT the paper's numbers" in table
+    result = json.loads((tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "seed0" /
+                         "expert2.json").read_text())
+    assert result["n"] == 9 and result["expert"] == 2 and result["seed"] == 0
+    assert {"config", "versions", "git_commit"} <= set(result)
+    samples = (tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "seed0" /
+               "expert2.samples.jsonl").read_text().splitlines()
+    assert len(samples) == 9
+    again = _snakemake("-n", "--cores", "2", "--configfile", str(config))
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
