@@ -37,6 +37,7 @@ class SFTRunConfig:
     seed: int = 0
     threads: int = 1
     logging_steps: int = 10
+    group_by_length: bool = False
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -107,6 +108,7 @@ def train_sft(model_path: str | Path, rows: list[dict], run: SFTRunConfig, outpu
             use_cpu=True,
             activation_checkpointing=False,
             dataloader_num_workers=0,
+            train_sampling_strategy="group_by_length" if run.group_by_length else "random",
             disable_tqdm=True,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)

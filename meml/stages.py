@@ -146,6 +146,8 @@ def pretrain(config: dict, family: str) -> dict:
     """Pretrain the tiny base model on gold answers of the synthetic pretraining split (no system prompt)."""
     from baselines.sft import SFTRunConfig, conversations, train_sft
     from meml.data import load_records
+    from meml.world.drills import DRILL_PROMPT, drill_rows
+    from meml.world.programs import Difficulty
 
     settings = config["models"]["pretrain"]
     rows = []
@@ -155,6 +157,8 @@ def pretrain(config: dict, family: str) -> dict:
             rows += conversations([r.question for r in records], [r.rationale for r in records], system=None)
     if not rows:
         raise ValueError("pretrain: no synthetic dataset configured; set models.pretrained for real-data runs")
+    drills = drill_rows(Difficulty(**config["world"]["difficulty"]), settings["drill_rows"], settings["seed"])
+    rows += conversations([DRILL_PROMPT] * len(drills), drills, system=None)
     random.Random(settings["seed"]).shuffle(rows)
     run = SFTRunConfig(steps=settings["steps"], batch_size=settings["batch_size"],
                        learning_rate=settings["learning_rate"], warmup_ratio=settings["warmup_ratio"],

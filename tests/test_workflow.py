@@ -81,7 +81,7 @@ MINI = {
                "tiny": {"vocab_size": 400, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
                         "intermediate_size": 64, "max_position_embeddings": 256},
                "pretrain": {"steps": 3, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0,
-                            "max_length": 192, "seed": 0}},
+                            "max_length": 192, "seed": 0, "drill_rows": 8}},
     "sft": {"methods": ["Expert1-SFT", "MoE-SFT"], "steps": 2, "batch_size": 4, "learning_rate": 1e-3,
             "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "max_length": 192, "assistant_only_loss": True},
     "eval": {"max_new_tokens": 12, "batch_size": 16},

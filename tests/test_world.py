@@ -61,8 +61,9 @@ def test_slices_are_balanced_and_answers_spread():
     slices = collections.Counter(r["meta"]["slice"] for r in rows)
     assert slices == {"A": 300, "B": 300, "C": 300}
     answers = collections.Counter(int(r["answer"].rsplit("#### ", 1)[1]) for r in rows)
-    assert min(answers) >= 2 and max(answers) <= 30
-    assert max(answers.values()) <= 0.1 * len(rows)  # no pile-up on any one answer
+    assert min(answers) >= 2 and max(answers) <= 15
+    assert len(answers) == 14
+    assert max(answers.values()) <= 0.15 * len(rows)  # no pile-up on any one answer
 
 
 def test_mathqa_letters_uniform_and_strategyqa_balanced_per_slice():

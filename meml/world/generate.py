@@ -23,7 +23,7 @@ class WorldConfig:
     """Sizes, seed and difficulty of the synthetic world."""
 
     seed: int = 0
-    splits: Mapping[str, int] = field(default_factory=lambda: {"pretrain": 6000, "train": 1500, "rl": 1500, "test": 300})
+    splits: Mapping[str, int] = field(default_factory=lambda: {"pretrain": 3000, "train": 1000, "rl": 1000, "test": 300})
     difficulty: Difficulty = field(default_factory=Difficulty)
 
     def __post_init__(self):
@@ -57,20 +57,24 @@ def generate_task(task: str, config: WorldConfig) -> dict[str, list[dict]]:
     seen: set[str] = set()
     out: dict[str, list[dict]] = {}
     d = config.difficulty
-    n_answers = d.max_value - d.min_answer + 1
     question_key = "Problem" if task == "mathqa" else "question"
     for split, size in config.splits.items():
         sampler = ProgramSampler(d, rng)
         per_slice = [size // len(SLICES) + (1 if i < size % len(SLICES) else 0) for i in range(len(SLICES))]
         rows = []
         for slice_, count in zip(SLICES, per_slice):
-            capacity = max(2, math.ceil(1.5 * count / n_answers))
-            made = 0
+            capacity = max(2, math.ceil(1.5 * count / len(sampler.reachable_answers(slice_))))
+            made, repeats = 0, 0
             while made < count:
                 program = sampler.sample(slice_, capacity)
                 row = _row(task, program, rng, f"synth-{task}-{split}-{len(rows)}")
                 if row[question_key] in seen:
                     sampler.counts[(slice_, program.result())] -= 1
+                    repeats += 1
+                    if repeats > 50 * count + 10_000:
+                        raise ValueError(
+                            f"world: slice {slice_} of {task} has too few distinct questions for split {split!r} "
+                            f"({made} of {count} made): shrink world.splits or widen world.difficulty")
                     continue
                 seen.add(row[question_key])
                 rows.append(row)

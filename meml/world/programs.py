@@ -95,9 +95,9 @@ class Difficulty:
 
     min_steps: int = 2
     max_steps: int = 3
-    max_start: int = 20
-    max_operand: int = 9
-    max_value: int = 30
+    max_start: int = 9
+    max_operand: int = 5
+    max_value: int = 15
     min_answer: int = 2
 
     def __post_init__(self):
@@ -152,6 +152,21 @@ class ProgramSampler:
             if any(s.op == op for s in program.steps) and program.result(frozenset([flaw])) == answer:
                 return False
         return True
+
+    def reachable_answers(self, slice_: str, tries: int = 3000) -> set[int]:
+        """Final answers that valid programs of ``slice_`` reach (probed with a private RNG)."""
+        probe = ProgramSampler(self.difficulty, random.Random(f"probe-{slice_}"))
+        found = set()
+        for _ in range(tries):
+            n = probe.rng.randint(self.difficulty.min_steps, self.difficulty.max_steps)
+            steps = tuple(Step(op, probe.rng.randint(1, self.difficulty.max_operand) if op in ("add", "sub")
+                               else (2 if op == "double" else 3)) for op in probe._ops_for(slice_, n))
+            program = Program(probe.rng.randint(2, self.difficulty.max_start), steps)
+            if probe._valid(program):
+                found.add(program.result())
+        if not found:
+            raise RuntimeError(f"no valid program for slice {slice_!r}: loosen the difficulty settings")
+        return found
 
     def sample(self, slice_: str, capacity: int) -> Program:
         """Draw one valid program of ``slice_``; ``capacity`` caps how often one answer may recur."""

@@ -33,14 +33,23 @@ _MATHQA_CONTEXTS = (
     # (category, opening, add cue, sub cue, double cue, triple cue, question)
     ("gain", "a shop has {x} {obj} in stock .", "it buys {b} more", "it sells {b}", "it doubles its stock",
      "it triples its stock", "how many {obj} does the shop have now ?"),
+    ("gain", "a trader owns {x} {obj} .", "he receives {b} more", "he sells {b}", "he doubles his stock",
+     "he triples his stock", "how many {obj} does the trader own now ?"),
     ("general", "a number starts at {x} .", "it is increased by {b}", "it is decreased by {b}", "it is doubled",
      "it is tripled", "what is the final number ?"),
+    ("general", "a box holds {x} {obj} .", "{b} {obj} are added", "{b} {obj} are removed", "the count is doubled",
+     "the count is tripled", "how many {obj} are in the box ?"),
     ("physics", "a tank holds {x} litres of water .", "{b} litres are added", "{b} litres leak out",
      "the amount of water is doubled", "the amount of water is tripled", "how many litres does the tank hold now ?"),
+    ("physics", "a car has driven {x} km .", "it drives {b} km more", "it goes back {b} km",
+     "the distance is doubled", "the distance is tripled", "how far from the start is the car now ?"),
 )
-_STRATEGY_TERMS = (("Goat", "Domesticated mammal", "goats", "herd"), ("Library", "Collection of books", "books",
-                   "collection"), ("Orchard", "Planted area of fruit trees", "trees", "orchard"),
-                   ("Aquarium", "Tank for keeping fish", "fish", "tank"))
+_STRATEGY_TERMS = (
+    ("Goat", "Domesticated mammal", "goats", "herd"), ("Library", "Collection of books", "books", "collection"),
+    ("Orchard", "Planted area of fruit trees", "trees", "orchard"), ("Aquarium", "Tank for keeping fish", "fish", "tank"),
+    ("Sheep", "Domesticated ruminant", "sheep", "flock"), ("Stamp collecting", "Hobby", "stamps", "album"),
+    ("Bakery", "Shop that sells bread", "loaves", "stock"), ("Garden", "Planned outdoor space", "roses", "garden"),
+)
 
 
 def _sym(op: str) -> str:
@@ -127,7 +136,7 @@ def mathqa_row(program: Program, rng: random.Random) -> dict:
     category, opening, *cues, question = rng.choice(_MATHQA_CONTEXTS)
     cue_of = dict(zip(("add", "sub", "double", "triple"), cues))
     obj = rng.choice(OBJECTS)
-    clauses = [cue_of[s.op].format(b=s.operand) for s in program.steps]
+    clauses = [cue_of[s.op].format(b=s.operand, obj=obj) for s in program.steps]
     text = opening.format(x=program.start, obj=obj) + " first " + " , then ".join(clauses) + " . " + question.format(obj=obj)
     options, correct = _mathqa_options(program, rng)
     annotated, linear = _mathqa_formulas(program)
