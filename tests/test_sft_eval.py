@@ -68,3 +68,14 @@ def test_lm_eval_counts_known_answers(constant_model, small_world, tmp_path):
     assert summary["lm_eval_exact_match"] == pytest.approx(0.4)
     assert [s["correct"] for s in samples] == [1.0] * 4 + [0.0] * 6
     assert [s["id"] for s in samples] == [d.id for d in docs]
+
+
+def test_same_seed_same_weights(tmp_path, tiny_model_dir, small_world):
+    records = load_records("synth_strategyqa", "train", small_world)[:24]
+    rows = method_rows("MoE-SFT", [r.question for r in records], [[r.rationale for r in records]] * 2, PROMPTS)
+    run = SFTRunConfig(steps=4, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0, max_length=128, seed=3)
+    weights = []
+    for name in ("a", "b"):
+        train_sft(tiny_model_dir, rows, run, tmp_path / name)
+        weights.append(load_file(str(tmp_path / name / "model.safetensors")))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
