@@ -8,7 +8,7 @@ rule make_world:
     benchmark:
         f"{RESULTS}/benchmarks/make_world.tsv",
     shell:
-        "{MEML} make-world {CFG} 2> {log}"
+        "{MEML} make-world {CFG} > {log} 2>&1"
 
 
 rule experts:
@@ -23,4 +23,4 @@ rule experts:
     benchmark:
         f"{RESULTS}/benchmarks/experts/{{dataset}}.tsv",
     shell:
-        "{MEML} experts {CFG} --dataset {wildcards.dataset} 2> {log}"
+        "{MEML} experts {CFG} --dataset {wildcards.dataset} > {log} 2>&1"

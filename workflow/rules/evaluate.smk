@@ -12,4 +12,4 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{family}}/{{dataset}}/seed{{seed}}.tsv",
     shell:
-        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"
+        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"

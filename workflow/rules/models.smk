@@ -11,7 +11,7 @@ rule build_tiny:
     benchmark:
         f"{RESULTS}/benchmarks/build_tiny/{{family}}.tsv",
     shell:
-        "{MEML} build-tiny {CFG} --family {wildcards.family} 2> {log}"
+        "{MEML} build-tiny {CFG} --family {wildcards.family} > {log} 2>&1"
 
 
 rule pretrain:
@@ -27,4 +27,4 @@ rule pretrain:
     benchmark:
         f"{RESULTS}/benchmarks/pretrain/{{family}}.tsv",
     shell:
-        "{MEML} pretrain {CFG} --family {wildcards.family} 2> {log}"
+        "{MEML} pretrain {CFG} --family {wildcards.family} > {log} 2>&1"

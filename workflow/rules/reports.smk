@@ -9,4 +9,4 @@ rule table4:
     benchmark:
         f"{RESULTS}/benchmarks/table4.tsv",
     shell:
-        "{MEML} table4 {CFG} 2> {log}"
+        "{MEML} table4 {CFG} > {log} 2>&1"

@@ -12,4 +12,4 @@ rule sft:
     benchmark:
         f"{RESULTS}/benchmarks/sft/{{family}}/{{dataset}}/seed{{seed}}.tsv",
     shell:
-        "{MEML} sft {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} 2> {log}"
+        "{MEML} sft {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"
