@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import tempfile
@@ -90,17 +89,16 @@ def make_experts(config: dict, dataset: str) -> dict:
 
 def read_trajectories(config: dict, dataset: str, records: list[Record]) -> list[list[str | None]]:
     """Per expert, the completion for each record (aligned with ``records``)."""
+    from meml.data import read_jsonl
+
     out = []
     for expert in range(len(config["experts"]["prompts"])):
         path = paths.experts_file(_root(config), dataset, expert)
         by_id = {}
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                try:
-                    row = json.loads(line)
-                    by_id[row["id"]] = row["completion"]
-                except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise ValueError(f"{path}:{lineno}: malformed trajectory row ({err})") from err
+        for lineno, row in enumerate(read_jsonl(path), 1):
+            if "id" not in row or "completion" not in row:
+                raise ValueError(f"{path}:{lineno}: trajectory row needs 'id' and 'completion'")
+            by_id[row["id"]] = row["completion"]
         missing = [r.id for r in records if r.id not in by_id]
         if missing:
             raise ValueError(f"{path}: no trajectory for {len(missing)} training item(s), e.g. {missing[:3]}; "

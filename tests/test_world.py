@@ -2,6 +2,7 @@
 
 import collections
 import json
+import re
 
 import pytest
 
@@ -134,3 +135,23 @@ def test_programmatic_teacher_refuses_real_records():
                     rationale="#### 1")
     with pytest.raises(ValueError, match="synthetic"):
         ProgrammaticTeacher(style="terse").trajectories([record])
+
+
+def test_arithmetic_drills_hand_checked_and_seeded():
+    from meml.world.drills import arithmetic_facts, drill_rows
+
+    small = Difficulty(max_start=3, max_operand=2, max_value=4)
+    facts = arithmetic_facts(small)
+    assert (3, "-", 2, 1) in facts and (6, "+", 2, 8) in facts and (6, "*", 3, 18) in facts
+    assert (1, "-", 1, 0) not in facts  # values stay >= 1
+    rows = drill_rows(small, 5, seed=1, facts_per_row=4)
+    assert rows == drill_rows(small, 5, seed=1, facts_per_row=4) != drill_rows(small, 5, seed=2, facts_per_row=4)
+    for row in rows:
+        lines = row.split("\n")
+        assert len(lines) == 4
+        for line in lines:  # every written fact is true arithmetic in one of the three forms
+            match = re.fullmatch(r"(\d+) ?([-+*]) ?(\d+) ?= ?(?:<<\1\2\3=(\d+)>>)?(\d+)", line)
+            assert match, line
+            x, op, b, annotated, y = match.groups()
+            assert {"+": int(x) + int(b), "-": int(x) - int(b), "*": int(x) * int(b)}[op] == int(y)
+            assert annotated in (None, y)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 
 from meml.options import LETTERS, format_options
-from meml.world.programs import Program
+from meml.world.programs import FLAWS, Program
 
 STYLES = ("gold", "terse", "verify")
 
@@ -50,10 +50,6 @@ _STRATEGY_TERMS = (
     ("Sheep", "Domesticated ruminant", "sheep", "flock"), ("Stamp collecting", "Hobby", "stamps", "album"),
     ("Bakery", "Shop that sells bread", "loaves", "stock"), ("Garden", "Planned outdoor space", "roses", "garden"),
 )
-
-
-def _sym(op: str) -> str:
-    return {"+": "+", "-": "-", "*": "*"}[op]
 
 
 def _inverse(x: int, op: str, b: int, y: int) -> str:
@@ -99,8 +95,6 @@ def _mathqa_options(program: Program, rng: random.Random) -> tuple[dict[str, str
 
     The correct letter is drawn uniformly, so no letter is a shortcut.
     """
-    from meml.world.programs import FLAWS
-
     answer = program.result()
     values = [answer]
     for flaw in FLAWS:
@@ -175,8 +169,6 @@ def _compare(value: int, comparator: str, threshold: int) -> bool:
 
 def strategyqa_threshold(program: Program, rng: random.Random) -> tuple[str, int]:
     """Comparator and threshold; on slices A and B the flaw always flips the yes/no answer."""
-    from meml.world.programs import FLAWS
-
     correct = program.result()
     comparator = rng.choice(("more", "fewer"))
     wrong = [program.result(frozenset([f])) for f, op in FLAWS.items() if any(s.op == op for s in program.steps)]
