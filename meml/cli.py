@@ -21,7 +21,7 @@ def _add_run(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name, e.g. synth_gsm8k or gsm8k")
     if seed:
         parser.add_argument("--seed", type=int, required=True, help="run seed")
-        parser.add_argument("--methods", nargs="+", default=None, help="subset of sft.methods (default: all)")
+        parser.add_argument("--methods", nargs="+", default=None, help="subset of the stage's methods (default: all configured)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sft", help="ExpertX-SFT and MoE-SFT (MEF) runs of one family, dataset and seed")
     _add_config(p)
     _add_run(p)
-    p = sub.add_parser("evaluate", help="lm-eval evaluation of the SFT models under their inference expert prompts")
+    p = sub.add_parser("rl", help="GRPO, Dr.GRPO or DAPO runs (rl.methods) of one family, dataset, seed and algorithm")
+    _add_config(p)
+    _add_run(p)
+    p.add_argument("--algorithm", required=True, help="GRPO, Dr.GRPO or DAPO")
+    p = sub.add_parser("evaluate", help="lm-eval evaluation of trained models under their inference expert prompts")
     _add_config(p)
     _add_run(p)
     p = sub.add_parser("table4", help="build results/tables/table4.{md,csv} from the evaluation result files")
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         stages.pretrain(config, args.family)
     elif args.command == "sft":
         stages.sft(config, args.family, args.dataset, args.seed, args.methods)
+    elif args.command == "rl":
+        stages.rl(config, args.family, args.dataset, args.seed, args.algorithm, args.methods)
     elif args.command == "evaluate":
         stages.evaluate(config, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "table4":

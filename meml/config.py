@@ -42,7 +42,21 @@ def validate_config(config: dict, source: str = "config") -> dict:
     for method in config["sft"]["methods"]:
         if method.startswith("Expert") and int(method[6:].split("-")[0]) >= n_experts:
             raise ConfigError(f"{source}: sft.methods: {method} names an expert beyond the {n_experts} configured")
-    for key in ("train_split", "test_split"):
+    for method in config["rl"]["methods"]:
+        start = method.rsplit("-", 1)[0] if not method.endswith("-Dr.GRPO") else method[: -len("-Dr.GRPO")]
+        if start not in config["sft"]["methods"]:
+            raise ConfigError(f"{source}: rl.methods: {method} starts from {start}, which is not in sft.methods")
+        if start.startswith("Expert") and int(start[6:].split("-")[0]) >= n_experts:
+            raise ConfigError(f"{source}: rl.methods: {method} names an expert beyond the {n_experts} configured")
+    from baselines.rl_config import RLRunConfig
+    from meml.paths import RL_ALGORITHMS
+
+    for algorithm in RL_ALGORITHMS:
+        try:
+            RLRunConfig.for_algorithm(algorithm, config["rl"])
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from err
+    for key in ("train_split", "test_split", "rl_split"):
         missing = [d for d in config["datasets"] if d not in config["data"][key]]
         if missing:
             raise ConfigError(f"{source}: data.{key} has no split for dataset(s) {missing}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SFT_METHODS = ("Expert0-SFT", "Expert1-SFT", "Expert2-SFT", "MoE-SFT")
+RL_ALGORITHMS = ("GRPO", "Dr.GRPO", "DAPO")
 
 
 def world_dir(root: str | Path) -> Path:
@@ -29,6 +30,36 @@ def base_model_dir(root, family: str) -> Path:
 
 def sft_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
     return Path(root) / "sft" / family / dataset / method / f"seed{seed}"
+
+
+def rl_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
+    """A finished RL run: model, tokenizer, ``metrics.jsonl`` (per-step log) and ``run.json``."""
+    return Path(root) / "rl" / family / dataset / method / f"seed{seed}"
+
+
+def rl_work_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
+    """Checkpoints and the growing metrics log of an unfinished RL run (removed when it finishes)."""
+    return Path(root) / "rl_work" / family / dataset / method / f"seed{seed}"
+
+
+def rl_manifest(root, family: str, dataset: str, algorithm: str, seed: int) -> Path:
+    """Written when every RL run of one (family, dataset, algorithm, seed) job has finished."""
+    return Path(root) / "rl" / family / dataset / f"{algorithm}.seed{seed}.json"
+
+
+def rl_algorithm(method: str) -> str | None:
+    """``"MoE-SFT-DAPO"`` -> ``"DAPO"``; None for an SFT method."""
+    for algorithm in RL_ALGORITHMS:
+        if method.endswith("-SFT-" + algorithm):
+            return algorithm
+    return None
+
+
+def model_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
+    """The trained model of any method (SFT or RL)."""
+    if rl_algorithm(method):
+        return rl_dir(root, family, dataset, method, seed)
+    return sft_dir(root, family, dataset, method, seed)
 
 
 def eval_file(root, family: str, dataset: str, method: str, seed: int, expert: int) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import tempfile
@@ -34,6 +35,14 @@ def train_records(config: dict, dataset: str) -> list[Record]:
 
     split = config["data"]["train_split"][dataset]
     return _cap(load_records(dataset, split, _data_dir(config, dataset)), config["data"]["max_train_items"])
+
+
+def rl_records(config: dict, dataset: str) -> list[Record]:
+    """The RL question pool (the synthetic world keeps it apart from the SFT pool)."""
+    from meml.data import load_records
+
+    split = config["data"]["rl_split"][dataset]
+    return _cap(load_records(dataset, split, _data_dir(config, dataset)), config["data"]["max_rl_items"])
 
 
 def test_records(config: dict, dataset: str) -> list[Record]:
@@ -192,8 +201,56 @@ def sft(config: dict, family: str, dataset: str, seed: int, methods: list[str] |
     return out
 
 
+def rl_methods(config: dict, algorithm: str) -> list[str]:
+    """The configured RL methods of one algorithm, e.g. ``[Expert0-SFT-GRPO, ..., MoE-SFT-GRPO]``."""
+    return [m for m in config["rl"]["methods"] if paths.rl_algorithm(m) == algorithm]
+
+
+def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, methods: list[str] | None = None) -> Path:
+    """Train the RL methods of one (family, dataset, seed, algorithm) and write the job's manifest.
+
+    A run whose folder is complete and was trained from the same start model with the same
+    settings is kept (a job interrupted after some of its runs does not repeat them); an
+    interrupted run resumes from its last checkpoint.
+    """
+    from baselines.rl import rl_rows, split_method, start_experts, train_rl
+    from baselines.rl_config import RLRunConfig
+    from meml.config import config_digest
+    from meml.io import write_json_atomic
+    from meml.records import task_of
+
+    root = _root(config)
+    records = rl_records(config, dataset)
+    prompts = config["experts"]["prompts"]
+    run = RLRunConfig.for_algorithm(algorithm, config["rl"]).with_seed(seed, config["threads_per_job"])
+    runs = {}
+    for method in methods or rl_methods(config, algorithm):
+        start, method_algorithm = split_method(method)
+        if method_algorithm != algorithm:
+            raise ValueError(f"rl: method {method} is not a {algorithm} method")
+        start_model = paths.sft_dir(root, family, dataset, start, seed)
+        start_marker = start_model / "run.json"
+        if not start_marker.exists():
+            raise FileNotFoundError(f"{method}: start model {start_model} is missing; run the sft stage first")
+        identity = config_digest(method, run.__dict__, start_marker.read_text(encoding="utf-8"),
+                                 [r.id for r in records])
+        out = paths.rl_dir(root, family, dataset, method, seed)
+        done = out / "run.json"
+        if done.exists() and json.loads(done.read_text(encoding="utf-8")).get("identity") == identity:
+            log.info("%s: already trained with these settings, kept", out)
+        else:
+            rows = rl_rows(records, start_experts(start, len(prompts)), prompts)
+            train_rl(start_model, rows, task_of(dataset), run, out,
+                     paths.rl_work_dir(root, family, dataset, method, seed),
+                     {"identity": identity, "method": method, "family": family, "dataset": dataset,
+                      **provenance(config, seed)})
+        runs[method] = str(out)
+    manifest = paths.rl_manifest(root, family, dataset, algorithm, seed)
+    return write_json_atomic(manifest, {"algorithm": algorithm, "runs": runs, **provenance(config, seed)})
+
+
 def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> list[Path]:
-    """Evaluate each SFT method of one (family, dataset, seed) under its inference expert prompts."""
+    """Evaluate trained models (SFT or RL) of one (family, dataset, seed) under their inference expert prompts."""
     from meml.evaluation import evaluate_model, write_result, write_task_docs
     from meml.records import task_of
 
@@ -203,7 +260,7 @@ def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[s
     with tempfile.TemporaryDirectory(prefix="meml-eval-") as tmp:
         docs = write_task_docs(records, Path(tmp) / f"{dataset}.jsonl")
         for method in methods or config["sft"]["methods"]:
-            model = paths.sft_dir(_root(config), family, dataset, method, seed)
+            model = paths.model_dir(_root(config), family, dataset, method, seed)
             experts = paths.method_experts(method, len(prompts))
             results = evaluate_model(model, docs, f"meml_{dataset}", {k: prompts[k] for k in experts},
                                      max_new_tokens=config["eval"]["max_new_tokens"],

@@ -51,7 +51,7 @@ def collect(config: dict) -> pd.DataFrame:
     rows = []
     for family in config["models"]["families"]:
         for dataset in config["datasets"]:
-            for method in config["sft"]["methods"]:
+            for method in [*config["sft"]["methods"], *config["rl"]["methods"]]:
                 for seed in config["seeds"]:
                     for expert in paths.method_experts(method, n_experts):
                         data = read_result(paths.eval_file(root, family, dataset, method, seed, expert))

@@ -5,7 +5,11 @@ from meml.config import config_digest
 FAMILIES = config["models"]["families"]
 DATASETS = config["datasets"]
 SEEDS = config["seeds"]
+import re
+
 METHODS = config["sft"]["methods"]
+RL_METHODS = config["rl"]["methods"]
+RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if any(paths.rl_algorithm(m) == a for m in RL_METHODS)]
 N_EXPERTS = len(config["experts"]["prompts"])
 SYNTH_TASKS = [d[len("synth_"):] for d in DATASETS if d.startswith("synth_")]
 
@@ -15,6 +19,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     seed=r"\d+",
     task="|".join(SYNTH_TASKS) if SYNTH_TASKS else "none",
+    algorithm="|".join(re.escape(a) for a in paths.RL_ALGORITHMS),
 
 
 def world_files():
@@ -40,3 +45,24 @@ def sft_outputs(family, dataset, seed):
 def eval_outputs(family, dataset, seed):
     return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e))
             for m in METHODS for e in paths.method_experts(m, N_EXPERTS)]
+
+
+def rl_methods_of(algorithm):
+    return [m for m in RL_METHODS if paths.rl_algorithm(m) == algorithm]
+
+
+def rl_manifest(family, dataset, algorithm, seed):
+    return str(paths.rl_manifest(RESULTS, family, dataset, algorithm, seed))
+
+
+def rl_eval_outputs(family, dataset, algorithm, seed):
+    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e))
+            for m in rl_methods_of(algorithm) for e in paths.method_experts(m, N_EXPERTS)]
+
+
+def all_eval_outputs():
+    """Every evaluation result Table 4 reads: SFT and RL methods."""
+    out = [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in eval_outputs(fam, d, s)]
+    out += [f for fam in FAMILIES for d in DATASETS for s in SEEDS for a in RL_ALGORITHMS_USED
+            for f in rl_eval_outputs(fam, d, a, s)]
+    return out

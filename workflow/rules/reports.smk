@@ -1,6 +1,6 @@
 rule table4:
     input:
-        [out for f in FAMILIES for d in DATASETS for s in SEEDS for out in eval_outputs(f, d, s)],
+        all_eval_outputs(),
     output:
         f"{RESULTS}/tables/table4.md",
         f"{RESULTS}/tables/table4.csv",

@@ -1,0 +1,235 @@
+"""TRL ``GRPOTrainer`` subclasses: sparsity metrics for every run, and DAPO's dynamic sampling.
+
+- :class:`SparsityGRPOTrainer` (GRPO, Dr.GRPO, and the base of every other trainer here) logs,
+  per step and from the accuracy reward, the fraction of groups that are all wrong, all right, or
+  of zero variance, and the mean reward and all-wrong fraction per expert prompt and per slice.
+- :class:`DAPOTrainer` adds dynamic sampling: groups whose rewards are all equal are dropped and
+  new prompts are sampled (whole generation batches, as the DAPO recipe does) until the batch is
+  full of groups with reward variance, for at most ``max_sampling_rounds`` rounds. When the bound
+  is hit the step trains on the groups kept so far (``dynamic/bound_hit`` is logged as 1). The
+  token normaliser of the ``dapo`` loss is recomputed over the kept completions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import torch
+from trl import GRPOTrainer
+
+ACCURACY = 0  # index of the accuracy reward among the reward functions: always the first
+
+
+def group_outcomes(rewards: torch.Tensor, group_size: int) -> dict[str, torch.Tensor]:
+    """Per-group flags from a flat reward vector laid out group after group.
+
+    Returns boolean tensors (one entry per group): ``all_zero`` (no reward anywhere), ``all_correct``
+    (every reward equals the group's maximum possible, 1), ``zero_std`` (all rewards equal).
+    """
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    grouped = rewards.view(-1, group_size)
+    first = grouped[:, :1]
+    return {
+        "all_zero": (grouped == 0).all(dim=1),
+        "all_correct": (grouped >= 1).all(dim=1),
+        "zero_std": torch.isclose(grouped, first.expand_as(grouped)).all(dim=1),
+    }
+
+
+class SparsityGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` that logs how sparse the accuracy reward is, overall and per expert and slice.
+
+    Dataset rows may carry an ``expert`` column (index of the expert prompt) and a ``slice``
+    column; their metrics are logged as ``experts/<k>/...`` and ``slices/<s>/...``.
+    """
+
+    _last_scored: tuple[list[dict], torch.Tensor] | None = None
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._last_scored = (inputs, rewards_per_func)
+        return rewards_per_func
+
+    def _score_round(self, inputs: list[dict]) -> tuple[dict, list[dict], torch.Tensor]:
+        """One generation round through TRL: (its output batch, its rows, rewards per function)."""
+        self._last_scored = None
+        output = super()._generate_and_score_completions(inputs)
+        if self._last_scored is None:
+            raise RuntimeError("TRL did not call _calculate_rewards: this TRL version is not supported")
+        rows, rewards_per_func = self._last_scored
+        return output, rows, rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        output, rows, rewards_per_func = self._score_round(inputs)
+        self._log_sparsity(rows, rewards_per_func)
+        return output
+
+    def _group_size(self) -> int:
+        return self.num_generations if self.model.training else self.num_generations_eval
+
+    def _log_sparsity(self, rows: list[dict], rewards_per_func: torch.Tensor) -> None:
+        """Append this round's sparsity metrics (accuracy reward; groups of ``num_generations``)."""
+        mode = "train" if self.model.training else "eval"
+        size = self._group_size()
+        accuracy = torch.nan_to_num(rewards_per_func[:, ACCURACY].float(), nan=0.0).cpu()
+        flags = group_outcomes(accuracy, size)
+        metrics = self._metrics[mode]
+        metrics["sparsity/accuracy_mean"].append(accuracy.mean().item())
+        for name, flag in flags.items():
+            metrics[f"sparsity/frac_{name}"].append(flag.float().mean().item())
+        local = len(rows) == accuracy.numel()  # single process: rows align with the gathered rewards
+        if not local:
+            return
+        for column, prefix in (("expert", "experts"), ("slice", "slices")):
+            if column not in rows[0]:
+                continue
+            keys = [rows[g * size][column] for g in range(len(rows) // size)]
+            by_key = defaultdict(list)
+            for g, key in enumerate(keys):
+                by_key[key].append(g)
+            grouped = accuracy.view(-1, size)
+            for key, groups in sorted(by_key.items(), key=lambda kv: str(kv[0])):
+                index = torch.tensor(groups)
+                metrics[f"{prefix}/{key}/reward"].append(grouped[index].mean().item())
+                metrics[f"{prefix}/{key}/frac_all_zero"].append(flags["all_zero"][index].float().mean().item())
+
+
+# Keys of TRL's rollout batch that dynamic sampling knows how to filter and concatenate.
+_LEFT_PADDED = ("prompt_ids", "prompt_mask")
+_RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
+                 "sampling_per_token_logps", "importance_sampling_ratio", "tool_mask")
+_PER_ROW = ("advantages",)
+
+
+def _pad_to(tensor: torch.Tensor, width: int, value, left: bool) -> torch.Tensor:
+    missing = width - tensor.size(1)
+    if missing <= 0:
+        return tensor
+    pad = tensor.new_full((tensor.size(0), missing, *tensor.shape[2:]), value)
+    return torch.cat([pad, tensor] if left else [tensor, pad], dim=1)
+
+
+def merge_rollouts(parts: list[dict], pad_token_id: int) -> dict:
+    """Concatenate filtered rollout batches row-wise, padding prompts on the left and completions on the right.
+
+    ``num_items_in_batch`` (the ``dapo`` loss normaliser) is recomputed from the kept completion
+    mask (times the tool mask when present), i.e. over the kept tokens only.
+    """
+    keys = set(parts[0])
+    for part in parts[1:]:
+        if set(part) != keys:
+            raise ValueError(f"rollout batches disagree on keys: {sorted(keys)} vs {sorted(part)}")
+    unsupported = keys - set(_LEFT_PADDED) - set(_RIGHT_PADDED) - set(_PER_ROW) - {"num_items_in_batch"}
+    if unsupported:
+        raise ValueError(f"dynamic sampling cannot merge rollout fields {sorted(unsupported)} "
+                         "(multimodal or tool-use rollouts are not supported)")
+    merged = {}
+    for key in keys - {"num_items_in_batch"}:
+        tensors = [p[key] for p in parts]
+        if key in _PER_ROW or tensors[0].dim() < 2:
+            merged[key] = torch.cat(tensors)
+            continue
+        width = max(t.size(1) for t in tensors)
+        value = pad_token_id if key in ("prompt_ids", "completion_ids") else (1 if key == "tool_mask" else 0)
+        merged[key] = torch.cat([_pad_to(t, width, value, left=key in _LEFT_PADDED) for t in tensors])
+    mask = merged["completion_mask"]
+    if "tool_mask" in merged:
+        mask = mask * merged["tool_mask"]
+    merged["num_items_in_batch"] = mask.sum()
+    return merged
+
+
+def select_rows(batch: dict, rows: torch.Tensor) -> dict:
+    """The rollout batch restricted to ``rows`` (a 1-D index tensor); scalars are kept as they are."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.dim() >= 1:
+            out[key] = value[rows.to(value.device)]
+        else:
+            out[key] = value
+    return out
+
+
+class DAPOTrainer(SparsityGRPOTrainer):
+    """``GRPOTrainer`` with DAPO's dynamic sampling (TRL has none).
+
+    Args (beyond ``GRPOTrainer``'s):
+        max_sampling_rounds: generation rounds per step at most, the first included.
+        filter_metric: ``"accuracy"`` (the first reward function must vary within a group, DAPO's
+            ``acc``) or ``"reward"`` (the weighted total must vary).
+        sampling_seed: seed of the prompts drawn for the extra rounds.
+    """
+
+    def __init__(self, *args, max_sampling_rounds: int = 3, filter_metric: str = "accuracy",
+                 sampling_seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if max_sampling_rounds < 1:
+            raise ValueError(f"max_sampling_rounds must be >= 1, got {max_sampling_rounds}")
+        if filter_metric not in ("accuracy", "reward"):
+            raise ValueError(f"filter_metric must be 'accuracy' or 'reward', got {filter_metric!r}")
+        if self.args.steps_per_generation != 1 or self.num_iterations != 1:
+            raise ValueError("dynamic sampling needs steps_per_generation == 1 and num_iterations == 1 "
+                             "(one optimizer step per generation batch)")
+        self.max_sampling_rounds = max_sampling_rounds
+        self.filter_metric = filter_metric
+        self._refill_rng = random.Random(sampling_seed)
+
+    def _refill_inputs(self, n_prompts: int) -> list[dict]:
+        """``n_prompts`` fresh prompts from the training set, each repeated ``num_generations`` times."""
+        dataset = self.train_dataset
+        rows = []
+        for index in (self._refill_rng.randrange(len(dataset)) for _ in range(n_prompts)):
+            row = dataset[index]
+            rows.extend(dict(row) for _ in range(self.num_generations))
+        return rows
+
+    def _varied_groups(self, rewards_per_func: torch.Tensor, size: int) -> torch.Tensor:
+        """Local group indices whose filter reward is not constant."""
+        if self.filter_metric == "accuracy":
+            rewards = rewards_per_func[:, ACCURACY]
+        else:
+            rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(dim=1)
+        flags = group_outcomes(torch.nan_to_num(rewards.float(), nan=0.0).cpu(), size)
+        n_local = rewards.numel() // size // self.accelerator.num_processes
+        start = self.accelerator.process_index * n_local
+        return torch.nonzero(~flags["zero_std"][start:start + n_local]).flatten()
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        size = self.num_generations
+        target = len(inputs) // size
+        kept, kept_groups, rounds, sampled = [], 0, 0, 0
+        first = None
+        while True:
+            rounds += 1
+            round_inputs = inputs if rounds == 1 else self._refill_inputs(target)
+            output, rows, rewards_per_func = self._score_round(round_inputs)
+            sampled += len(round_inputs) // size
+            if first is None:
+                first = output
+                self._log_sparsity(rows, rewards_per_func)
+            groups = self._varied_groups(rewards_per_func, size)[: target - kept_groups]
+            if len(groups):
+                index = (groups[:, None] * size + torch.arange(size)[None, :]).flatten()
+                kept.append(select_rows(output, index))
+                kept_groups += len(groups)
+            # Every process must run the same number of rounds (TRL gathers inside each round).
+            done = torch.tensor([float(kept_groups >= target)], device=self.accelerator.device)
+            if self.accelerator.gather(done).min().item() == 1.0 or rounds >= self.max_sampling_rounds:
+                break
+        metrics = self._metrics["train"]
+        metrics["dynamic/rounds"].append(float(rounds))
+        metrics["dynamic/sampled_groups"].append(float(sampled))
+        metrics["dynamic/kept_groups"].append(float(kept_groups))
+        metrics["dynamic/bound_hit"].append(float(kept_groups < target))
+        if kept:
+            return merge_rollouts(kept, self._tokenizer.pad_token_id)
+        # Nothing varied in any round: train on nothing (every completion masked out of the loss).
+        empty = select_rows(first, torch.arange(size))
+        empty["completion_mask"] = torch.zeros_like(empty["completion_mask"])
+        empty["advantages"] = torch.zeros_like(empty["advantages"])
+        empty["num_items_in_batch"] = empty["completion_mask"].sum()
+        return empty

@@ -1,0 +1,191 @@
+"""RL from an SFT start: ExpertX-SFT-<algo> and MoE-SFT-<algo> for algo in GRPO, Dr.GRPO, DAPO.
+
+- ExpertX-SFT-<algo>: every RL question under expert X's system prompt.
+- MoE-SFT-<algo> (the paper's multi-expert baseline): every RL question under every expert's
+  prompt, each (question, expert) pair its own group of G samples; advantages are normalised
+  within that group, so experts never share a baseline. See docs/method.md.
+
+A run checkpoints every ``save_steps`` into its work folder; started again after a crash (or a
+SIGKILL) it resumes from the last complete checkpoint and ends with the same number of steps.
+The finished run appears atomically as a Hugging Face folder with ``metrics.jsonl`` (the per-step
+log) and ``run.json``; the work folder is then removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from baselines.rl_config import ALGORITHMS, RLRunConfig
+from meml.io import atomic_directory, write_json_atomic
+from meml.prompts import prompt_messages
+from meml.records import Record
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "rng_state.pth")
+REFILL_STATE = "dynamic_sampling_rng.json"
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """``"Expert1-SFT-Dr.GRPO"`` -> ``("Expert1-SFT", "Dr.GRPO")``; errors name the method."""
+    for algorithm in ALGORITHMS:
+        suffix = "-" + algorithm
+        if method.endswith(suffix):
+            start = method[: -len(suffix)]
+            if start == "MoE-SFT" or (start.startswith("Expert") and start.endswith("-SFT")
+                                      and start[6:-4].isdigit()):
+                return start, algorithm
+    raise ValueError(f"unknown RL method {method!r}: expected ExpertX-SFT-<algo> or MoE-SFT-<algo> with algo in "
+                     f"{ALGORITHMS}")
+
+
+def start_experts(start: str, n_experts: int) -> list[int]:
+    """Expert prompts the rollouts of a start use: its own for ExpertX-SFT, all for MoE-SFT."""
+    if start == "MoE-SFT":
+        return list(range(n_experts))
+    expert = int(start[6:-4])
+    if expert >= n_experts:
+        raise ValueError(f"{start}: only {n_experts} experts are configured")
+    return [expert]
+
+
+def rl_rows(records: Sequence[Record], experts: Sequence[int], prompts: Sequence[str]) -> list[dict]:
+    """TRL rows: a conversational ``prompt`` per (question, expert) plus the reward's columns."""
+    rows = []
+    for record in records:
+        for expert in experts:
+            rows.append({
+                "prompt": prompt_messages(record.question, prompts[expert]),
+                "answer": record.answer,
+                "options": record.options or "",
+                "expert": expert,
+                "slice": record.slice or "",
+                "id": record.id,
+            })
+    return rows
+
+
+def last_checkpoint(trainer_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder that was written completely, or None."""
+    trainer_dir = Path(trainer_dir)
+    if not trainer_dir.is_dir():
+        return None
+    candidates = []
+    for folder in trainer_dir.glob("checkpoint-*"):
+        suffix = folder.name.split("-", 1)[1]
+        if suffix.isdigit() and all((folder / f).exists() for f in CHECKPOINT_FILES) and any(
+                folder.glob("model*.safetensors")):
+            candidates.append((int(suffix), folder))
+    return max(candidates)[1] if candidates else None
+
+
+def _reward_functions(task: str, run: RLRunConfig) -> list:
+    from trl.rewards import get_soft_overlong_punishment
+
+    from meml.rewards import make_reward_function
+
+    functions = [make_reward_function(task)]  # first: the accuracy reward every metric is computed from
+    if run.overlong_buffer_length:
+        functions.append(get_soft_overlong_punishment(run.max_completion_length, run.overlong_buffer_length))
+    return functions
+
+
+def _save_refill_state(trainer, checkpoint: Path) -> None:
+    state = trainer._refill_rng.getstate()
+    write_json_atomic(checkpoint / REFILL_STATE, {"state": [state[0], list(state[1]), state[2]]})
+
+
+def _load_refill_state(trainer, checkpoint: Path) -> None:
+    path = checkpoint / REFILL_STATE
+    if path.exists():
+        version, internal, gauss = json.loads(path.read_text(encoding="utf-8"))["state"]
+        trainer._refill_rng.setstate((version, tuple(internal), gauss))
+
+
+def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
+                  callbacks: Sequence = ()):
+    """The TRL trainer of ``run`` (DAPO's dynamic-sampling subclass when ``run.dynamic_sampling``)."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from baselines.grpo_trainers import DAPOTrainer, SparsityGRPOTrainer
+
+    torch.set_num_threads(run.threads)
+    random.seed(run.seed)
+    torch.manual_seed(run.seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
+    kwargs = dict(model=model, reward_funcs=_reward_functions(task, run), args=run.grpo_config(trainer_dir),
+                  train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=list(callbacks))
+    if run.dynamic_sampling:
+        trainer = DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds,
+                              filter_metric=run.filter_metric, sampling_seed=run.seed)
+        original = trainer._save_checkpoint
+
+        def save_checkpoint(model, trial):
+            original(model, trial)
+            _save_refill_state(trainer, Path(trainer.args.output_dir) / f"checkpoint-{trainer.state.global_step}")
+
+        trainer._save_checkpoint = save_checkpoint
+        return trainer
+    return SparsityGRPOTrainer(**kwargs)
+
+
+def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, output_dir: str | Path,
+             work_dir: str | Path, provenance: dict | None = None) -> dict:
+    """Train ``model_path`` with ``run`` on ``rows`` and save the result at ``output_dir``.
+
+    ``work_dir`` keeps checkpoints and the growing metrics log; an existing complete checkpoint
+    there is resumed from. It is deleted once ``output_dir`` has been written.
+    """
+    from baselines.rl_log import REQUIRED, StepLogCallback, read_log
+
+    if not rows:
+        raise ValueError(f"no RL rows for {output_dir}")
+    work_dir, output_dir = Path(work_dir), Path(output_dir)
+    trainer_dir = work_dir / "trainer"
+    checkpoint = last_checkpoint(trainer_dir)
+    resume_step = 0
+    if checkpoint is not None:
+        resume_step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+        log.info("resuming %s from %s (step %d of %d)", output_dir, checkpoint, resume_step, run.steps)
+    callbacks = [StepLogCallback(work_dir / "metrics.jsonl", resume_step)]
+    if run.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))
+    trainer = build_trainer(model_path, rows, task, run, trainer_dir, callbacks)
+    if checkpoint is not None and run.dynamic_sampling:
+        _load_refill_state(trainer, checkpoint)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    history = read_log(work_dir / "metrics.jsonl")
+    missing = [k for k in REQUIRED if history and k not in history[-1]]
+    if missing:
+        raise RuntimeError(f"{output_dir}: metrics log rows lack {missing}")
+    with atomic_directory(output_dir) as tmp:
+        trainer.model.save_pretrained(str(tmp))
+        trainer.processing_class.save_pretrained(str(tmp))
+        shutil.copyfile(work_dir / "metrics.jsonl", tmp / "metrics.jsonl")
+        if run.tensorboard:
+            shutil.copytree(work_dir / "tensorboard", tmp / "tensorboard")
+        metrics = {
+            "rows": len(rows),
+            "steps": trainer.state.global_step,
+            "resumed_from_step": resume_step,
+            "train_runtime_s": result.metrics.get("train_runtime"),
+            "first": {k: history[0].get(k) for k in ("accuracy", "frac_all_zero")} if history else None,
+            "last": {k: history[-1].get(k) for k in ("accuracy", "frac_all_zero")} if history else None,
+        }
+        write_json_atomic(tmp / "run.json", {"settings": asdict(run), "metrics": metrics,
+                                             "start_model": str(model_path), **(provenance or {})})
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info("saved %s: %s", output_dir, json.dumps(metrics))
+    return metrics

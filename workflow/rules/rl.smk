@@ -1,0 +1,37 @@
+# RL from the SFT starts: one job per (family, dataset, seed, algorithm) trains that algorithm's
+# methods (rl.methods) in one process; runs checkpoint into results/rl_work and resume there.
+rule rl:
+    input:
+        lambda wc: dataset_inputs(wc.dataset),
+        starts=sft_outputs("{family}", "{dataset}", "{seed}"),
+    output:
+        rl_manifest("{family}", "{dataset}", "{algorithm}", "{seed}"),
+    params:
+        digest=config_digest(config["rl"], config["data"], config["experts"]["prompts"]),
+    threads: config["threads_per_job"]
+    log:
+        f"{RESULTS}/logs/rl/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rl/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.tsv",
+    shell:
+        "{MEML} rl {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
+        "--algorithm {wildcards.algorithm} > {log} 2>&1"
+
+
+rule evaluate_rl:
+    input:
+        lambda wc: dataset_inputs(wc.dataset),
+        manifest=rl_manifest("{family}", "{dataset}", "{algorithm}", "{seed}"),
+    output:
+        rl_eval_outputs("{family}", "{dataset}", "{algorithm}", "{seed}"),
+    params:
+        digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
+        methods=lambda wc: " ".join(rl_methods_of(wc.algorithm)),
+    threads: config["threads_per_job"]
+    log:
+        f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_rl/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.tsv",
+    shell:
+        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
+        "--methods {params.methods} > {log} 2>&1"
