@@ -1,10 +1,10 @@
-"""Time the default workflow (the SFT half) from scratch and print where the time goes.
+"""Time the default workflow from scratch and print where the time goes.
 
     python bench/workflow_time.py [--cores 2] [--configfile CONFIG] [--keep DIR]
 
 Runs `snakemake --cores N` into a fresh results folder, then prints the wall time and, from the
-rules' Snakemake benchmark files, the summed and longest job time per rule. Target (issue 2): under
-10 minutes on a 2-core CPU machine for the default config.
+rules' Snakemake benchmark files, the summed and longest job time per rule. Target (issue 3): under
+25 minutes on a 2-core CPU machine for the default config (SFT and RL, one seed).
 """
 
 from __future__ import annotations

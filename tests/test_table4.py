@@ -14,13 +14,14 @@ def _config(tmp_path):
     config.update(results_dir=str(tmp_path), datasets=["synth_gsm8k", "synth_mathqa"], seeds=[0, 1])
     config["models"]["families"] = ["qwen2"]
     config["sft"]["methods"] = ["Expert1-SFT", "MoE-SFT"]
+    config["rl"]["methods"] = ["Expert1-SFT-GRPO"]
     return config
 
 
 def _write(config, accuracy):
     """accuracy(dataset, method, seed, expert) -> value; writes every expected result file."""
     for dataset in config["datasets"]:
-        for method in config["sft"]["methods"]:
+        for method in config["sft"]["methods"] + config["rl"]["methods"]:
             for seed in config["seeds"]:
                 for expert in paths.method_experts(method, 3):
                     path = paths.eval_file(config["results_dir"], "qwen2", dataset, method, seed, expert)
@@ -42,8 +43,10 @@ def test_means_over_seeds_and_average_column(tmp_path):
     text = md.read_text()
     assert "| Expert1-SFT | 56.0 | 36.0 | 46.0 |" in text
     assert "| MoE-SFT (Expert0) | 55.0 | 35.0 | 45.0 |" in text
+    assert "| Expert1-SFT-GRPO | 56.0 | 36.0 | 46.0 |" in text
+    assert text.index("| MoE-SFT (Expert2) |") < text.index("| Expert1-SFT-GRPO |")  # SFT rows first
     assert "NOT the paper's numbers" in text
-    assert len(csv.read_text().strip().splitlines()) == 1 + 2 * 2 * (1 + 3)
+    assert len(csv.read_text().strip().splitlines()) == 1 + 2 * 2 * (1 + 3 + 1)
 
 
 def test_missing_result_file_is_named(tmp_path):

@@ -4,6 +4,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -61,7 +62,8 @@ def test_dry_run_lists_the_plan(tmp_path):
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
     for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 6),
-                        ("evaluate", 6), ("table4", 1)):
+                        ("evaluate", 6), ("rl", 18), ("evaluate_GRPO", 6),
+                        ("evaluate_DrGRPO", 6), ("evaluate_DAPO", 6), ("table4", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 
@@ -75,7 +77,7 @@ def test_dry_run_refuses_a_misspelled_key(tmp_path):
 
 MINI = {
     "datasets": ["synth_gsm8k", "synth_strategyqa"],
-    "world": {"seed": 0, "splits": {"pretrain": 48, "train": 24, "test": 9},
+    "world": {"seed": 0, "splits": {"pretrain": 48, "train": 24, "rl": 12, "test": 9},
               "difficulty": {"min_steps": 2, "max_steps": 2}},
     "models": {"families": ["qwen2"], "pretrained": {"qwen2": None, "llama": None},
                "tiny": {"vocab_size": 400, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
@@ -84,6 +86,8 @@ MINI = {
                             "max_length": 192, "seed": 0, "drill_rows": 8}},
     "sft": {"methods": ["Expert1-SFT", "MoE-SFT"], "steps": 2, "batch_size": 4, "learning_rate": 1e-3,
             "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "max_length": 192, "assistant_only_loss": True},
+    "rl": {"methods": ["Expert1-SFT-GRPO", "MoE-SFT-DAPO"], "steps": 2, "prompts_per_step": 2, "num_generations": 2,
+           "max_completion_length": 12, "save_steps": 1, "algorithms": {"DAPO": {"max_sampling_rounds": 2}}},
     "eval": {"max_new_tokens": 12, "batch_size": 16},
 }
 
@@ -95,8 +99,12 @@ def test_workflow_runs_end_to_end_and_resumes(tmp_path):
     done = _snakemake("--cores", "2", "--configfile", str(config))
     assert done.returncode == 0, done.stderr[-4000:]
     table = (tmp_path / "results" / "tables" / "table4.md").read_text()
-    for row in ("| Expert1-SFT |", "| MoE-SFT (Expert0) |", "| MoE-SFT (Expert1) |", "| MoE-SFT (Expert2) |"):
+    for row in ("| Expert1-SFT |", "| MoE-SFT (Expert0) |", "| MoE-SFT (Expert1) |", "| MoE-SFT (Expert2) |",
+                "| Expert1-SFT-GRPO |", "| MoE-SFT-DAPO (Expert2) |"):
         assert row in table
+    run = tmp_path / "results" / "rl" / "qwen2" / "synth_strategyqa" / "MoE-SFT-DAPO" / "seed0"
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert not (tmp_path / "results" / "rl_work").exists() or not any((tmp_path / "results" / "rl_work").rglob("*.pt"))
     assert "GSM8K" in table and "StrategyQA" in table and "NOT the paper's numbers" in table
     result = json.loads((tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "seed0" /
                          "expert2.json").read_text())
@@ -107,3 +115,52 @@ def test_workflow_runs_end_to_end_and_resumes(tmp_path):
     assert len(samples) == 9
     again = _snakemake("-n", "--cores", "2", "--configfile", str(config))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def _rl_job_pids(results):
+    """Process ids of running ``meml rl`` jobs of the workflow writing to ``results``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"rl" in command and b"meml" in command and any(str(results).encode() in part for part in command):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_rl_job_resumes_when_snakemake_runs_again(tmp_path):
+    import os
+    import signal
+    import time
+
+    from baselines.rl import last_checkpoint
+
+    results = tmp_path / "results"
+    mini = {**MINI, "datasets": ["synth_gsm8k"], "results_dir": str(results),
+            "sft": {**MINI["sft"], "methods": ["Expert1-SFT"]},
+            "rl": {**MINI["rl"], "methods": ["Expert1-SFT-GRPO"], "steps": 8, "save_steps": 2,
+                   "max_completion_length": 48, "prompts_per_step": 4, "num_generations": 4}}
+    config = tmp_path / "mini.yaml"
+    config.write_text(yaml.safe_dump(mini))
+    trainer_dir = results / "rl_work" / "qwen2" / "synth_gsm8k" / "Expert1-SFT-GRPO" / "seed0" / "trainer"
+    process = subprocess.Popen(SNAKEMAKE + ["--cores", "1", "--configfile", str(config)], cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 400
+    while time.time() < deadline and process.poll() is None and last_checkpoint(trainer_dir) is None:
+        time.sleep(0.05)
+    pids = _rl_job_pids(results)
+    assert process.poll() is None and pids, "the workflow ended before a checkpoint could be killed"
+    for pid in pids:  # the RL job dies as under the OOM killer; Snakemake sees a failed job and stops
+        os.kill(pid, signal.SIGKILL)
+    assert process.wait(timeout=120) != 0
+    killed_at = int(last_checkpoint(trainer_dir).name.split("-")[1])
+    run = results / "rl" / "qwen2" / "synth_gsm8k" / "Expert1-SFT-GRPO" / "seed0"
+    assert killed_at < 8 and not (run / "run.json").exists()
+    done = _snakemake("--cores", "1", "--configfile", str(config))
+    assert done.returncode == 0, done.stderr[-4000:]
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["metrics"]["resumed_from_step"] >= killed_at > 0 and saved["metrics"]["steps"] == 8
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == list(range(1, 9))

@@ -18,20 +18,25 @@ rule rl:
         "--algorithm {wildcards.algorithm} > {log} 2>&1"
 
 
-rule evaluate_rl:
-    input:
-        lambda wc: dataset_inputs(wc.dataset),
-        manifest=rl_manifest("{family}", "{dataset}", "{algorithm}", "{seed}"),
-    output:
-        rl_eval_outputs("{family}", "{dataset}", "{algorithm}", "{seed}"),
-    params:
-        digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
-        methods=lambda wc: " ".join(rl_methods_of(wc.algorithm)),
-    threads: config["threads_per_job"]
-    log:
-        f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/evaluate_rl/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.tsv",
-    shell:
-        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
-        "--methods {params.methods} > {log} 2>&1"
+# One evaluation rule per algorithm (its methods fixed, so Snakemake can match their result files).
+for _algorithm in RL_ALGORITHMS_USED:
+
+    rule:
+        name:
+            f"evaluate_{_algorithm.replace('.', '')}"
+        input:
+            lambda wc: dataset_inputs(wc.dataset),
+            manifest=rl_manifest("{family}", "{dataset}", _algorithm, "{seed}"),
+        output:
+            rl_eval_outputs("{family}", "{dataset}", _algorithm, "{seed}"),
+        params:
+            digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
+            methods=" ".join(rl_methods_of(_algorithm)),
+        threads: config["threads_per_job"]
+        log:
+            f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/{_algorithm}.seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/evaluate_rl/{{family}}/{{dataset}}/{_algorithm}.seed{{seed}}.tsv"
+        shell:
+            "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} "
+            "--seed {wildcards.seed} --methods {params.methods} > {log} 2>&1"
