@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from trl import GRPOTrainer
@@ -96,6 +98,8 @@ class SparsityGRPOTrainer(GRPOTrainer):
                 metrics[f"{prefix}/{key}/frac_all_zero"].append(flags["all_zero"][index].float().mean().item())
 
 
+REFILL_STATE = "dynamic_sampling_rng.json"  # saved in every checkpoint of a DAPOTrainer
+
 # Keys of TRL's rollout batch that dynamic sampling knows how to filter and concatenate.
 _LEFT_PADDED = ("prompt_ids", "prompt_mask")
 _RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
@@ -175,6 +179,23 @@ class DAPOTrainer(SparsityGRPOTrainer):
         self.max_sampling_rounds = max_sampling_rounds
         self.filter_metric = filter_metric
         self._refill_rng = random.Random(sampling_seed)
+
+    def _save_checkpoint(self, model, trial):
+        """TRL's checkpoint plus the state of the refill sampler (so a resumed run draws the same prompts)."""
+        super()._save_checkpoint(model, trial)
+        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        if folder.is_dir():
+            from meml.io import write_json_atomic
+
+            version, internal, gauss = self._refill_rng.getstate()
+            write_json_atomic(folder / REFILL_STATE, {"state": [version, list(internal), gauss]})
+
+    def load_refill_state(self, checkpoint: str | Path) -> None:
+        """Restore the refill sampler saved with ``checkpoint`` (no-op when the file is absent)."""
+        path = Path(checkpoint) / REFILL_STATE
+        if path.exists():
+            version, internal, gauss = json.loads(path.read_text(encoding="utf-8"))["state"]
+            self._refill_rng.setstate((version, tuple(internal), gauss))
 
     def _refill_inputs(self, n_prompts: int) -> list[dict]:
         """``n_prompts`` fresh prompts from the training set, each repeated ``num_generations`` times."""

@@ -29,7 +29,6 @@ from meml.records import Record
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "rng_state.pth")
-REFILL_STATE = "dynamic_sampling_rng.json"
 
 
 def split_method(method: str) -> tuple[str, str]:
@@ -96,18 +95,6 @@ def _reward_functions(task: str, run: RLRunConfig) -> list:
     return functions
 
 
-def _save_refill_state(trainer, checkpoint: Path) -> None:
-    state = trainer._refill_rng.getstate()
-    write_json_atomic(checkpoint / REFILL_STATE, {"state": [state[0], list(state[1]), state[2]]})
-
-
-def _load_refill_state(trainer, checkpoint: Path) -> None:
-    path = checkpoint / REFILL_STATE
-    if path.exists():
-        version, internal, gauss = json.loads(path.read_text(encoding="utf-8"))["state"]
-        trainer._refill_rng.setstate((version, tuple(internal), gauss))
-
-
 def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
                   callbacks: Sequence = ()):
     """The TRL trainer of ``run`` (DAPO's dynamic-sampling subclass when ``run.dynamic_sampling``)."""
@@ -125,16 +112,8 @@ def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRu
     kwargs = dict(model=model, reward_funcs=_reward_functions(task, run), args=run.grpo_config(trainer_dir),
                   train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=list(callbacks))
     if run.dynamic_sampling:
-        trainer = DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds,
-                              filter_metric=run.filter_metric, sampling_seed=run.seed)
-        original = trainer._save_checkpoint
-
-        def save_checkpoint(model, trial):
-            original(model, trial)
-            _save_refill_state(trainer, Path(trainer.args.output_dir) / f"checkpoint-{trainer.state.global_step}")
-
-        trainer._save_checkpoint = save_checkpoint
-        return trainer
+        return DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds,
+                           filter_metric=run.filter_metric, sampling_seed=run.seed)
     return SparsityGRPOTrainer(**kwargs)
 
 
@@ -164,7 +143,7 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))
     trainer = build_trainer(model_path, rows, task, run, trainer_dir, callbacks)
     if checkpoint is not None and run.dynamic_sampling:
-        _load_refill_state(trainer, checkpoint)
+        trainer.load_refill_state(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     history = read_log(work_dir / "metrics.jsonl")
     missing = [k for k in REQUIRED if history and k not in history[-1]]

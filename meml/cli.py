@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="lm-eval evaluation of trained models under their inference expert prompts")
     _add_config(p)
     _add_run(p)
+    p = sub.add_parser("compare", help="paired per-item comparison of two evaluated methods (gained/lost items)")
+    _add_config(p)
+    p.add_argument("--family", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds to pool (items x seeds)")
+    p.add_argument("--before", required=True, help="method, e.g. Expert1-SFT")
+    p.add_argument("--after", required=True, help="method, e.g. Expert1-SFT-GRPO")
+    p.add_argument("--expert", type=int, required=True, help="inference expert prompt of both evaluations")
     p = sub.add_parser("table4", help="build results/tables/table4.{md,csv} from the evaluation result files")
     _add_config(p)
     return parser
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from meml import stages
+    from meml import paths, stages
 
     start = time.time()
     if args.command == "check-config":
@@ -91,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         stages.rl(config, args.family, args.dataset, args.seed, args.algorithm, args.methods)
     elif args.command == "evaluate":
         stages.evaluate(config, args.family, args.dataset, args.seed, args.methods)
+    elif args.command == "compare":
+        from reports.paired import paired_outcomes, read_outcomes
+
+        before, after = {}, {}
+        for seed in args.seeds:
+            for method, pooled in ((args.before, before), (args.after, after)):
+                result = paths.eval_file(config["results_dir"], args.family, args.dataset, method, seed, args.expert)
+                pooled.update({(seed, k): v for k, v in read_outcomes(result).items()})
+        r = paired_outcomes(before, after)
+        print(f"{args.family} {args.dataset} expert{args.expert} seeds {args.seeds}: {args.before} {100 * r['before']:.1f}% "
+              f"-> {args.after} {100 * r['after']:.1f}% on {r['n']} item-seeds; gained {r['gained']}, lost {r['lost']}, "
+              f"sign test p = {r['p_sign']:.2g}")
     elif args.command == "table4":
         from reports.table4 import write_table4
 

@@ -363,3 +363,19 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, tiny_model_dir
     saved = json.loads((out / "run.json").read_text())
     assert saved["metrics"]["resumed_from_step"] == resumed_at and saved["metrics"]["steps"] == 6
     assert [r["step"] for r in read_log(out / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_dapo_checkpoints_carry_the_refill_sampler(tiny_model_dir, tmp_path):
+    from baselines.grpo_trainers import REFILL_STATE
+
+    trainer, _, rows = _scripted_trainer(tiny_model_dir, tmp_path, "DAPO", ["1000", "0000", "1111"])
+    trainer._refill_rng.random()
+    expected = trainer._refill_rng.getstate()
+    trainer.state.global_step = 3
+    trainer.create_optimizer_and_scheduler(num_training_steps=3)  # done by Trainer.train() otherwise
+    trainer._save_checkpoint(trainer.model, None)
+    checkpoint = tmp_path / "trainer" / "checkpoint-3"
+    assert (checkpoint / REFILL_STATE).exists() and last_checkpoint(tmp_path / "trainer") == checkpoint
+    trainer._refill_rng.seed(123)
+    trainer.load_refill_state(checkpoint)
+    assert trainer._refill_rng.getstate() == expected

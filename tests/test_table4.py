@@ -62,3 +62,22 @@ def test_corrupt_result_file_is_named(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match=r"seed1/expert2\.json is corrupt"):
         collect(config)
+
+
+def test_paired_outcomes_and_sign_test_by_hand(tmp_path):
+    from reports.paired import paired_outcomes, read_outcomes, sign_test
+
+    before = {"a": 0.0, "b": 0.0, "c": 1.0, "d": 1.0}
+    after = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 1.0}
+    result = paired_outcomes(before, after)
+    assert (result["gained"], result["lost"], result["before"], result["after"]) == (2, 1, 0.5, 0.75)
+    assert result["p_sign"] == pytest.approx(1.0)  # 2 vs 1: P(X<=1 | n=3) = 4/8, doubled
+    assert sign_test(5, 0) == pytest.approx(2 / 32) and sign_test(0, 0) == 1.0
+    assert sign_test(40, 1) < 1e-9
+    with pytest.raises(ValueError, match="different items"):
+        paired_outcomes(before, {"a": 1.0})
+    result_file = tmp_path / "expert1.json"
+    (tmp_path / "expert1.samples.jsonl").write_text('{"id": "x", "correct": 1.0}\n{"id": "y", "correct": 0.0}\n')
+    assert read_outcomes(result_file) == {"x": 1.0, "y": 0.0}
+    with pytest.raises(FileNotFoundError, match="expert2.samples.jsonl is missing"):
+        read_outcomes(tmp_path / "expert2.json")

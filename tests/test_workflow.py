@@ -42,7 +42,7 @@ def test_cli_lists_every_stage(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for stage in ("make-world", "experts", "build-tiny", "pretrain", "sft", "evaluate", "table4"):
+    for stage in ("make-world", "experts", "build-tiny", "pretrain", "sft", "rl", "evaluate", "compare", "table4"):
         assert stage in text
 
 
