@@ -137,7 +137,11 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
         log.info("resuming %s from %s (step %d of %d)", output_dir, checkpoint, resume_step, run.steps)
     callbacks = [StepLogCallback(work_dir / "metrics.jsonl", resume_step)]
     if run.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ImportError("rl.tensorboard is true but the tensorboard package is missing: "
+                              "pip install 'meml-grpo[tensorboard]'") from err
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))

@@ -297,6 +297,15 @@ def test_few_steps_change_weights_and_write_the_log(algorithm, tiny_model_dir, s
     assert saved["settings"]["algorithm"] == algorithm and saved["metrics"]["resumed_from_step"] == 0
 
 
+def test_tensorboard_logging_from_the_config(tiny_model_dir, small_world, tmp_path, patched_reward):
+    from baselines.rl import train_rl
+
+    run = RLRunConfig.for_algorithm("GRPO", {**FEW, "tensorboard": True})
+    train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, tmp_path / "out", tmp_path / "work")
+    events = list((tmp_path / "out" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
 def test_same_seed_same_metrics(tiny_model_dir, small_world, tmp_path, patched_reward):
     from baselines.rl import train_rl
 
