@@ -13,6 +13,9 @@ min_version("9.0")
 configfile: "workflow/config/default.yaml"
 
 
+# `--config seeds=[1,2]` arrives from the command line as strings
+if isinstance(config.get("seeds"), list):
+    config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
 validate_config(config, "workflow config")
 RESULTS = config["results_dir"]
 CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")

@@ -67,6 +67,20 @@ def test_dry_run_lists_the_plan(tmp_path):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 
+def test_seeds_from_the_command_line(tmp_path):
+    done = _snakemake("-n", "--cores", "2", "--config", f"results_dir={tmp_path}", "seeds=[0,1]")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(line.split() == ["sft", "12"] for line in done.stdout.splitlines())
+
+
+def test_all_starts_overlay_plans_every_rl_run(tmp_path):
+    done = _snakemake("-n", "--cores", "2", "--configfile", "workflow/config/rl_all_starts.yaml",
+                      "--config", f"results_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for method in ("Expert0-SFT-DAPO", "Expert2-SFT-Dr.GRPO", "MoE-SFT-GRPO"):
+        assert f"/{method}/seed0/expert" in done.stdout
+
+
 def test_dry_run_refuses_a_misspelled_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"results_dir": str(tmp_path), "sft": {**load_config()["sft"], "lerning_rate": 1}}))
