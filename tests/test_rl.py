@@ -121,7 +121,12 @@ def scripted_reward(prompts, completions, pattern, **kwargs):
     return [float(p[i % G]) for i, p in enumerate(pattern)]
 
 
-def _scripted_trainer(model_dir, tmp_path, algorithm, patterns, **run_settings):
+def position_reward(prompts, completions, **kwargs):
+    """A second reward that always varies within a group (0, 0.1, 0.2, ... by position)."""
+    return [0.1 * (i % G) for i in range(len(completions))]
+
+
+def _scripted_trainer(model_dir, tmp_path, algorithm, patterns, extra_rewards=(), **run_settings):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -130,10 +135,11 @@ def _scripted_trainer(model_dir, tmp_path, algorithm, patterns, **run_settings):
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     rows = [{"prompt": [{"role": "user", "content": f"question {i}"}], "pattern": p} for i, p in enumerate(patterns)]
-    kwargs = dict(model=model, reward_funcs=[scripted_reward], args=run.grpo_config(tmp_path / "trainer"),
+    kwargs = dict(model=model, reward_funcs=[scripted_reward, *extra_rewards], args=run.grpo_config(tmp_path / "trainer"),
                   train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     if run.dynamic_sampling:
-        trainer = DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds, sampling_seed=0)
+        trainer = DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds, filter_metric=run.filter_metric,
+                              sampling_seed=0)
     else:
         trainer = SparsityGRPOTrainer(**kwargs)
     eos = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
@@ -191,6 +197,15 @@ def test_dapo_drops_constant_groups_and_refills_the_batch(tiny_model_dir, tmp_pa
     assert metrics["sparsity/frac_zero_std"] == [0.5]  # sparsity is measured on the first, unfiltered batch
     loss = trainer.compute_loss(trainer.model, out)
     assert torch.isfinite(loss) and loss.requires_grad
+
+
+@pytest.mark.parametrize("metric, kept", [("accuracy", 0.0), ("reward", 2.0)])
+def test_dapo_filter_metric_chooses_which_reward_must_vary(metric, kept, tiny_model_dir, tmp_path):
+    trainer, calls, rows = _scripted_trainer(tiny_model_dir, tmp_path, "DAPO", ["0000", "1111"],
+                                             extra_rewards=[position_reward], max_sampling_rounds=1,
+                                             filter_metric=metric)
+    trainer._generate_and_score_completions(_inputs(rows, [0, 1]))
+    assert trainer._metrics["train"]["dynamic/kept_groups"] == [kept]
 
 
 def test_dapo_respects_the_round_bound(tiny_model_dir, tmp_path):
@@ -293,6 +308,9 @@ def test_few_steps_change_weights_and_write_the_log(algorithm, tiny_model_dir, s
     assert rows[0]["learning_rate"] == pytest.approx(1e-2)
     if algorithm == "DAPO":
         assert rows[0]["dynamic_rounds"] >= 1 and "dynamic_bound_hit" in rows[0]
+        assert all(r["rewards/soft_overlong_punishment_reward/mean"] <= 0 for r in rows)  # shaping is on
+    else:
+        assert "rewards/soft_overlong_punishment_reward/mean" not in logged
     saved = json.loads((out / "run.json").read_text())
     assert saved["settings"]["algorithm"] == algorithm and saved["metrics"]["resumed_from_step"] == 0
 
