@@ -1,0 +1,107 @@
+"""MEMLGRPOTrainer (issue 4, in progress): expert expansion, intra-expert advantages, baseline equality."""
+
+import pytest
+import torch
+
+from baselines.grpo_trainers import SparsityGRPOTrainer
+from baselines.rl_config import RLRunConfig
+from meml.trainer import MEMLGRPOTrainer
+
+G = 4
+PROMPTS = ["You are Expert 0. Solve step by step.", "You are Expert 1. Solve step by step."]
+
+
+def expert_reward(prompts, completions, pattern, expert, **kwargs):
+    """Reward of completion i: digit ``i % G`` of its expert's part of ``pattern`` ("1000|0000")."""
+    return [float(p.split("|")[e][i % G]) for i, (p, e) in enumerate(zip(pattern, expert))]
+
+
+def _trainer(cls, model_dir, tmp_path, rows, **kwargs):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = RLRunConfig.for_algorithm("GRPO", {"prompts_per_step": 2, "num_generations": G, "max_completion_length": 8})
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    trainer = cls(model=model, reward_funcs=[expert_reward], args=run.grpo_config(tmp_path / cls.__name__),
+                  train_dataset=Dataset.from_list(rows), processing_class=tokenizer, **kwargs)
+    eos = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    trainer._generate_single_turn = lambda ids, *a: ([[11 + (i % 5), 12, eos] for i in range(len(ids))], None)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    return trainer
+
+
+QUESTIONS = [{"question": "Tom has 5 apples.", "answer": "5", "pattern": "1000|0000"},
+             {"question": "Ann has 3 pens.", "answer": "3", "pattern": "1100|1111"}]
+
+
+def _meml_inputs():
+    return [{**q, "prompt": [{"role": "user", "content": q["question"]}]} for q in QUESTIONS for _ in range(G)]
+
+
+def _baseline_inputs():
+    from meml.prompts import prompt_messages
+
+    return [{**q, "prompt": prompt_messages(q["question"], PROMPTS[e]), "expert": e}
+            for q in QUESTIONS for e in range(2) for _ in range(G)]
+
+
+def test_every_question_is_sampled_under_every_expert(tiny_model_dir, tmp_path):
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS)
+    rows = trainer.expand_to_experts(_meml_inputs())
+    assert len(rows) == 2 * 2 * G
+    assert [r["expert"] for r in rows[::G]] == [0, 1, 0, 1]
+    assert rows[G]["prompt"][0] == {"role": "system", "content": PROMPTS[1]}
+    assert rows[2 * G]["prompt"][1]["content"] == "Ann has 3 pens."
+
+
+def test_default_advantages_are_intra_expert_and_truncated(tiny_model_dir, tmp_path):
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS)
+    out = trainer._generate_and_score_completions(_meml_inputs())
+    expected = [0.75, 0, 0, 0, 0, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0, 0, 0]
+    assert out["advantages"].tolist() == pytest.approx(expected)
+    metrics = trainer._metrics["train"]
+    assert metrics["experts/1/frac_all_zero"] == [0.5]  # expert 1 gets all four wrong on question 0
+    assert metrics["experts/0/frac_all_zero"] == [0.0]
+
+
+def test_without_meml_terms_the_loss_equals_the_multi_expert_grpo_baseline(tiny_model_dir, tmp_path):
+    meml = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                    scale_by_std=True, positive_only=False)
+    baseline = _trainer(SparsityGRPOTrainer, tiny_model_dir, tmp_path, _baseline_inputs())
+    ours, theirs = meml._generate_and_score_completions(_meml_inputs()), \
+        baseline._generate_and_score_completions(_baseline_inputs())
+    assert torch.equal(ours["completion_ids"], theirs["completion_ids"])
+    assert ours["advantages"].tolist() == pytest.approx(theirs["advantages"].tolist(), abs=1e-6)
+    loss_ours, loss_theirs = meml.compute_loss(meml.model, ours), baseline.compute_loss(baseline.model, theirs)
+    assert loss_ours.item() == pytest.approx(loss_theirs.item(), abs=1e-7)
+    loss_ours.backward()
+    loss_theirs.backward()
+    grads = [(a.grad, b.grad) for a, b in zip(meml.model.parameters(), baseline.model.parameters())]
+    assert any(a is not None and a.abs().max() > 0 for a, _ in grads)  # the loss is 0 at ratio 1; its gradient is not
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in grads if a is not None)
+
+
+def test_a_few_steps_train_under_every_expert(tiny_model_dir, small_world, tmp_path):
+    from datasets import Dataset
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from meml.data import load_records
+    from meml.trainer import meml_rows
+    from tests.test_rl import length_reward
+
+    rows = meml_rows(load_records("synth_gsm8k", "train", small_world)[:6])
+    run = RLRunConfig.for_algorithm("GRPO", {"steps": 2, "prompts_per_step": 2, "num_generations": G,
+                                             "max_completion_length": 12, "learning_rate": 1e-2, "save_steps": 100})
+    trainer = MEMLGRPOTrainer(model=AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+                              reward_funcs=[length_reward], args=run.grpo_config(tmp_path / "t"),
+                              train_dataset=Dataset.from_list(rows), expert_prompts=PROMPTS,
+                              processing_class=AutoTokenizer.from_pretrained(str(tiny_model_dir), padding_side="left"))
+    trainer.train()
+    before = load_file(tiny_model_dir / "model.safetensors")
+    after = {k: v.detach() for k, v in trainer.model.state_dict().items()}
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+    logged = [h for h in trainer.state.log_history if "reward" in h]
+    assert len(logged) == 2 and {"experts/0/reward", "experts/1/reward"} <= set(logged[0])
