@@ -105,3 +105,55 @@ def test_a_few_steps_train_under_every_expert(tiny_model_dir, small_world, tmp_p
     assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
     logged = [h for h in trainer.state.log_history if "reward" in h]
     assert len(logged) == 2 and {"experts/0/reward", "experts/1/reward"} <= set(logged[0])
+
+
+def _hand_nll(model, transfer):
+    """Token-mean NLL of each transferred completion given its prompt, computed directly from the logits."""
+    total, count = 0.0, 0
+    for p_ids, p_mask, c_ids, c_mask in zip(transfer["prompt_ids"], transfer["prompt_mask"],
+                                            transfer["completion_ids"], transfer["completion_mask"]):
+        prompt = p_ids[p_mask.bool()]
+        completion = c_ids[c_mask.bool()]
+        ids = torch.cat([prompt, completion]).unsqueeze(0)
+        logps = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        token_logps = logps[torch.arange(len(targets)), targets][len(prompt) - 1:]
+        total -= token_logps.sum()
+        count += len(completion)
+    return total / count
+
+
+def test_mutual_learning_moves_the_best_experts_answer_to_the_worst_prompt(tiny_model_dir, tmp_path):
+    from meml.prompts import prompt_messages
+
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       lambda1=0.5)
+    trainer._generate_and_score_completions(_meml_inputs())
+    transfer = trainer._transfer
+    assert trainer._metrics["train"]["mutual/questions"] == [2.0]
+    # question 0: E+ = expert 0 (1 of 4 right), E- = expert 1; question 1: E+ = expert 1 (4 of 4), E- = expert 0
+    expected_prompts, _, _ = trainer._tokenize_prompts([prompt_messages("Tom has 5 apples.", PROMPTS[1]),
+                                                        prompt_messages("Ann has 3 pens.", PROMPTS[0])])
+    for row, ids in zip(transfer["prompt_ids"], expected_prompts):
+        assert row[-len(ids):].tolist() == ids
+    # the transferred completions are the first correct ones: row 0 of each E+ group
+    assert transfer["completion_ids"][:, 0].tolist() == [11, 11 + (12 % 5)]
+    model = trainer.model
+    loss = trainer.mutual_learning_loss(model, transfer)
+    assert loss.item() == pytest.approx(_hand_nll(model, transfer).item(), rel=1e-5)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.05 * p.grad
+    assert trainer.mutual_learning_loss(model, transfer).item() < loss.item()  # p(O+ | Q, P-) went up
+
+
+def test_no_transfer_on_ties_or_without_a_correct_answer(tiny_model_dir, tmp_path):
+    rows = [{**q, "pattern": p} for q, p in zip(_meml_inputs()[::G], ["1000|1000", "0000|0000"])]
+    inputs = [dict(r) for r in rows for _ in range(G)]
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=PROMPTS, lambda1=1.0)
+    out = trainer._generate_and_score_completions(inputs)
+    assert trainer._transfer is None and trainer._metrics["train"]["mutual/questions"] == [0.0]
+    trainer.compute_loss(trainer.model, out)
+    assert trainer._metrics["train"]["mutual/loss"] == [0.0]
