@@ -32,8 +32,8 @@ def _trainer(cls, model_dir, tmp_path, rows, **kwargs):
     return trainer
 
 
-QUESTIONS = [{"question": "Tom has 5 apples.", "answer": "5", "pattern": "1000|0000"},
-             {"question": "Ann has 3 pens.", "answer": "3", "pattern": "1100|1111"}]
+QUESTIONS = [{"question": "Tom has 5 apples.", "answer": "5", "pattern": "1000|0000", "reference": "#### 5"},
+             {"question": "Ann has 3 pens.", "answer": "3", "pattern": "1100|1111", "reference": "#### 3"}]
 
 
 def _meml_inputs():
@@ -157,3 +157,44 @@ def test_no_transfer_on_ties_or_without_a_correct_answer(tiny_model_dir, tmp_pat
     assert trainer._transfer is None and trainer._metrics["train"]["mutual/questions"] == [0.0]
     trainer.compute_loss(trainer.model, out)
     assert trainer._metrics["train"]["mutual/loss"] == [0.0]
+
+
+def test_buffer_takes_hard_groups_and_fits_them_when_full(tiny_model_dir, tmp_path):
+    from meml.losses import HardExampleBuffer
+
+    # groups with more than 2 of 4 wrong: question 0 under both experts (3 and 4 wrong); question 1 has 2 and 0
+    buffer = HardExampleBuffer(capacity=10, k=2, probability="always")
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       buffer=buffer, lambda2=0.5)
+    trainer._generate_and_score_completions(_meml_inputs())
+    assert [(i["question"], i["expert"]) for i in buffer.items] == [("Tom has 5 apples.", 0), ("Tom has 5 apples.", 1)]
+    assert trainer._buffer_batch is None and trainer._metrics["train"]["buffer/size"] == [2.0]
+
+    buffer = HardExampleBuffer(capacity=2, k=2, probability="always")
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       buffer=buffer, lambda2=0.5)
+    out = trainer._generate_and_score_completions(_meml_inputs())
+    batch = trainer._buffer_batch
+    assert batch is not None and buffer.items == [] and trainer.sft_updates == 1
+    eos = trainer._tokenizer.eos_token_id
+    assert batch["completion_ids"][0][batch["completion_mask"][0].bool()].tolist()[-1] == eos
+    total = trainer.compute_loss(trainer.model, out)
+    assert trainer._buffer_batch is None  # used once, then gone
+    policy = trainer.compute_loss(trainer.model, out)
+    assert (total - policy).item() == pytest.approx(0.5 * _hand_nll(trainer.model, batch).item(), rel=1e-5)
+    assert trainer._metrics["train"]["buffer/sft_updates"] == [1.0]
+
+
+def test_buffer_state_travels_with_checkpoints(tiny_model_dir, tmp_path):
+    from meml.losses import HardExampleBuffer
+
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       buffer=HardExampleBuffer(capacity=10, k=2, probability="always"))
+    trainer._generate_and_score_completions(_meml_inputs())
+    trainer.state.global_step = 1
+    trainer.create_optimizer_and_scheduler(num_training_steps=1)
+    trainer._save_checkpoint(trainer.model, None)
+    fresh = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / "b", _meml_inputs(), expert_prompts=PROMPTS,
+                     buffer=HardExampleBuffer(capacity=10, k=2, probability="always"))
+    fresh.load_buffer_state(tmp_path / "MEMLGRPOTrainer" / "checkpoint-1")
+    assert fresh.buffer.items == trainer.buffer.items and len(fresh.buffer.items) == 2
