@@ -1,0 +1,124 @@
+"""Time MEML-GRPO optimizer steps against multi-expert GRPO steps with the same rollouts per step.
+
+    python bench/step_overhead.py [--model DIR] [--steps 5] [--questions 4]
+
+Both trainers start from the same model (default: the Qwen MoE-SFT model of the default results
+folder, else a randomly initialised tiny model) and sample the same number of completions per step:
+MEML takes Q questions x N experts x G samples, the baseline (MoE-SFT-GRPO) Q x N (question,
+expert) prompts x G. MEML runs with mutual learning on and a hard-example buffer that fills about
+every other step. The last line is ``meml/grpo step-time ratio: X.XX`` (issue 4 target: <= 1.15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.rl_step import StepTimer  # noqa: E402
+from meml import paths  # noqa: E402
+from meml.config import load_config  # noqa: E402
+
+
+def _model(config: dict, tmp: Path, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    trained = paths.sft_dir(config["results_dir"], "qwen2", "synth_gsm8k", "MoE-SFT", 0)
+    if (trained / "run.json").exists():
+        return trained
+    from meml import stages
+
+    print(f"no MoE-SFT model at {trained}: timing a randomly initialised tiny model", flush=True)
+    cfg = {**config, "results_dir": str(tmp)}
+    stages.make_world(cfg)
+    return stages.build_tiny(cfg, "qwen2")
+
+
+def _records(config: dict, tmp: Path):
+    from meml import stages
+    from meml.data import load_records
+
+    world = paths.world_dir(config["results_dir"])
+    if not (world / "gsm8k" / "rl.jsonl").exists():
+        world = paths.world_dir(tmp)
+        if not (world / "gsm8k" / "rl.jsonl").exists():
+            stages.make_world({**config, "results_dir": str(tmp)})
+    return load_records("synth_gsm8k", "rl", world)
+
+
+def _time(trainer, timer: StepTimer) -> float:
+    trainer.train()
+    return statistics.mean(timer.times[1:])  # the first step pays for warm-up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per trainer (after one warm-up)")
+    parser.add_argument("--questions", type=int, default=4, help="questions per MEML step (Q)")
+    args = parser.parse_args()
+
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from baselines.grpo_trainers import SparsityGRPOTrainer
+    from baselines.rl import rl_rows
+    from baselines.rl_config import RLRunConfig
+    from meml.losses import HardExampleBuffer
+    from meml.rewards import make_reward_function
+    from meml.trainer import MEMLGRPOTrainer, meml_rows
+
+    config = load_config(args.config)
+    torch.set_num_threads(config["threads_per_job"])
+    prompts = config["experts"]["prompts"]
+    n = len(prompts)
+    with tempfile.TemporaryDirectory(prefix="meml-bench-") as tmp:
+        tmp = Path(tmp)
+        model_dir = _model(config, tmp, args.model)
+        records = _records(config, tmp)
+        settings = {k: v for k, v in config["rl"].items() if k not in ("methods", "algorithms")}
+        g = settings["num_generations"]
+        reward = [make_reward_function("gsm8k")]
+        print(f"model {model_dir}; {args.questions} questions x {n} experts x {g} samples = "
+              f"{args.questions * n * g} completions per step, <= {settings['max_completion_length']} tokens",
+              flush=True)
+
+        def load():
+            return (AutoModelForCausalLM.from_pretrained(str(model_dir)),
+                    AutoTokenizer.from_pretrained(str(model_dir), padding_side="left"))
+
+        base_run = RLRunConfig.for_algorithm("GRPO", {**settings, "prompts_per_step": args.questions * n,
+                                                      "steps": args.steps + 1, "save_steps": 10_000})
+        timer = StepTimer()
+        model, tokenizer = load()
+        baseline = SparsityGRPOTrainer(model=model, reward_funcs=reward, args=base_run.grpo_config(tmp / "grpo"),
+                                       train_dataset=Dataset.from_list(rl_rows(records, range(n), prompts)),
+                                       processing_class=tokenizer, callbacks=[timer.callback])
+        grpo = _time(baseline, timer)
+
+        meml_run = RLRunConfig.for_algorithm("GRPO", {**settings, "prompts_per_step": args.questions,
+                                                      "steps": args.steps + 1, "save_steps": 10_000})
+        timer = StepTimer()
+        model, tokenizer = load()
+        buffer = HardExampleBuffer(capacity=max(1, args.questions), k=g // 2, probability="always")
+        meml = MEMLGRPOTrainer(model=model, reward_funcs=reward, args=meml_run.grpo_config(tmp / "meml"),
+                               train_dataset=Dataset.from_list(meml_rows(records)), processing_class=tokenizer,
+                               callbacks=[timer.callback], expert_prompts=prompts, lambda1=0.1, lambda2=0.1,
+                               buffer=buffer)
+        meml_time = _time(meml, timer)
+        print(f"MoE-SFT-GRPO: {grpo:.2f} s/step; MEML-GRPO: {meml_time:.2f} s/step "
+              f"({meml.sft_updates} buffer SFT updates in {args.steps + 1} steps)", flush=True)
+        print(f"meml/grpo step-time ratio: {meml_time / grpo:.2f}")
+
+
+if __name__ == "__main__":
+    main()
