@@ -5,7 +5,7 @@ import sys
 
 from snakemake.utils import min_version
 
-from meml.config import validate_config, write_resolved_config
+from meml.config import normalize_command_line, validate_config, write_resolved_config
 
 min_version("9.0")
 
@@ -13,10 +13,7 @@ min_version("9.0")
 configfile: "workflow/config/default.yaml"
 
 
-# `--config seeds=[1,2]` arrives from the command line as strings
-if isinstance(config.get("seeds"), list):
-    config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
-validate_config(config, "workflow config")
+validate_config(normalize_command_line(config), "workflow config")
 RESULTS = config["results_dir"]
 CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")
 MEML = f'"{sys.executable}" -m meml'

@@ -27,17 +27,30 @@ from meml import paths  # noqa: E402
 from meml.config import load_config  # noqa: E402
 
 
-def _default_model(config: dict, tmp: Path) -> Path:
-    trained = paths.sft_dir(config["results_dir"], "qwen2", "synth_gsm8k", "Expert1-SFT", 0)
+def sft_model_or_tiny(config: dict, tmp: Path, method: str) -> Path:
+    """The Qwen ``method`` SFT model of the results folder (synthetic GSM8K, seed 0), else a random tiny model."""
+    trained = paths.sft_dir(config["results_dir"], "qwen2", "synth_gsm8k", method, 0)
     if (trained / "run.json").exists():
         return trained
     from meml import stages
 
-    print(f"no SFT model at {trained}: timing a randomly initialised tiny model", flush=True)
+    print(f"no {method} model at {trained}: timing a randomly initialised tiny model", flush=True)
     cfg = {**config, "results_dir": str(tmp)}
     stages.make_world(cfg)
-    init = stages.build_tiny(cfg, "qwen2")
-    return init
+    return stages.build_tiny(cfg, "qwen2")
+
+
+def gsm8k_rl_pool(config: dict, tmp: Path) -> list:
+    """The synthetic GSM8K RL questions of the results folder, else of a world generated in ``tmp``."""
+    from meml import stages
+    from meml.data import load_records
+
+    world = paths.world_dir(config["results_dir"])
+    if not (world / "gsm8k" / "rl.jsonl").exists():
+        world = paths.world_dir(tmp)
+        if not (world / "gsm8k" / "rl.jsonl").exists():
+            stages.make_world({**config, "results_dir": str(tmp)})
+    return load_records("synth_gsm8k", "rl", world)
 
 
 class StepTimer:
@@ -86,24 +99,14 @@ def main() -> None:
     import torch
 
     from baselines.rl import rl_rows
-    from meml.data import load_records
 
     config = load_config(args.config)
     torch.set_num_threads(config["threads_per_job"])
     with tempfile.TemporaryDirectory(prefix="meml-bench-") as tmp:
         tmp = Path(tmp)
-        model = Path(args.model) if args.model else _default_model(config, tmp)
-        world = paths.world_dir(config["results_dir"])
-        if not (world / "gsm8k" / "rl.jsonl").exists():
-            world = paths.world_dir(tmp)
-            if not (world / "gsm8k" / "rl.jsonl").exists():
-                from meml import stages
-
-                stages.make_world({**config, "results_dir": str(tmp)})
-        records = load_records("synth_gsm8k", "rl", world)
-        rows = rl_rows(records, [1], config["experts"]["prompts"])
-        settings = {k: v for k, v in config["rl"].items() if k not in ("methods", "algorithms")}
-        settings["threads"] = config["threads_per_job"]
+        model = Path(args.model) if args.model else sft_model_or_tiny(config, tmp, "Expert1-SFT")
+        rows = rl_rows(gsm8k_rl_pool(config, tmp), [1], config["experts"]["prompts"])
+        settings = {**config["rl"], "threads": config["threads_per_job"]}  # RLRunConfig applies rl.algorithms
         print(f"model {model}; {settings['prompts_per_step']} prompts x {settings['num_generations']} completions, "
               f"<= {settings['max_completion_length']} tokens, {config['threads_per_job']} thread(s)", flush=True)
         results = {}

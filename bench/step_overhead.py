@@ -22,35 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rl_step import StepTimer  # noqa: E402
-from meml import paths  # noqa: E402
+from bench.rl_step import StepTimer, gsm8k_rl_pool, sft_model_or_tiny  # noqa: E402
 from meml.config import load_config  # noqa: E402
-
-
-def _model(config: dict, tmp: Path, given: str | None) -> Path:
-    if given:
-        return Path(given)
-    trained = paths.sft_dir(config["results_dir"], "qwen2", "synth_gsm8k", "MoE-SFT", 0)
-    if (trained / "run.json").exists():
-        return trained
-    from meml import stages
-
-    print(f"no MoE-SFT model at {trained}: timing a randomly initialised tiny model", flush=True)
-    cfg = {**config, "results_dir": str(tmp)}
-    stages.make_world(cfg)
-    return stages.build_tiny(cfg, "qwen2")
-
-
-def _records(config: dict, tmp: Path):
-    from meml import stages
-    from meml.data import load_records
-
-    world = paths.world_dir(config["results_dir"])
-    if not (world / "gsm8k" / "rl.jsonl").exists():
-        world = paths.world_dir(tmp)
-        if not (world / "gsm8k" / "rl.jsonl").exists():
-            stages.make_world({**config, "results_dir": str(tmp)})
-    return load_records("synth_gsm8k", "rl", world)
 
 
 def _time(trainer, timer: StepTimer) -> float:
@@ -83,9 +56,9 @@ def main() -> None:
     n = len(prompts)
     with tempfile.TemporaryDirectory(prefix="meml-bench-") as tmp:
         tmp = Path(tmp)
-        model_dir = _model(config, tmp, args.model)
-        records = _records(config, tmp)
-        settings = {k: v for k, v in config["rl"].items() if k not in ("methods", "algorithms")}
+        model_dir = Path(args.model) if args.model else sft_model_or_tiny(config, tmp, "MoE-SFT")
+        records = gsm8k_rl_pool(config, tmp)
+        settings = config["rl"]
         g = settings["num_generations"]
         reward = [make_reward_function("gsm8k")]
         print(f"model {model_dir}; {args.questions} questions x {n} experts x {g} samples = "

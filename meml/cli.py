@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from meml import paths, stages
+    from meml import stages
 
     start = time.time()
     if args.command == "check-config":
@@ -100,14 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "evaluate":
         stages.evaluate(config, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "compare":
-        from reports.paired import paired_outcomes, read_outcomes
+        from reports.paired import compare_methods
 
-        before, after = {}, {}
-        for seed in args.seeds:
-            for method, pooled in ((args.before, before), (args.after, after)):
-                result = paths.eval_file(config["results_dir"], args.family, args.dataset, method, seed, args.expert)
-                pooled.update({(seed, k): v for k, v in read_outcomes(result).items()})
-        r = paired_outcomes(before, after)
+        r = compare_methods(config, args.family, args.dataset, args.seeds, args.before, args.after, args.expert)
         print(f"{args.family} {args.dataset} expert{args.expert} seeds {args.seeds}: {args.before} {100 * r['before']:.1f}% "
               f"-> {args.after} {100 * r['after']:.1f}% on {r['n']} item-seeds; gained {r['gained']}, lost {r['lost']}, "
               f"sign test p = {r['p_sign']:.2g}")

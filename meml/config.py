@@ -42,14 +42,18 @@ def validate_config(config: dict, source: str = "config") -> dict:
     for method in config["sft"]["methods"]:
         if method.startswith("Expert") and int(method[6:].split("-")[0]) >= n_experts:
             raise ConfigError(f"{source}: sft.methods: {method} names an expert beyond the {n_experts} configured")
-    for method in config["rl"]["methods"]:
-        start = method.rsplit("-", 1)[0] if not method.endswith("-Dr.GRPO") else method[: -len("-Dr.GRPO")]
-        if start not in config["sft"]["methods"]:
-            raise ConfigError(f"{source}: rl.methods: {method} starts from {start}, which is not in sft.methods")
-        if start.startswith("Expert") and int(start[6:].split("-")[0]) >= n_experts:
-            raise ConfigError(f"{source}: rl.methods: {method} names an expert beyond the {n_experts} configured")
+    from baselines.rl import split_method, start_experts
     from baselines.rl_config import RLRunConfig
     from meml.paths import RL_ALGORITHMS
+
+    for method in config["rl"]["methods"]:
+        start, _ = split_method(method)
+        if start not in config["sft"]["methods"]:
+            raise ConfigError(f"{source}: rl.methods: {method} starts from {start}, which is not in sft.methods")
+        try:
+            start_experts(start, n_experts)
+        except ValueError as err:
+            raise ConfigError(f"{source}: rl.methods: {method}: {err}") from err
 
     for algorithm in RL_ALGORITHMS:
         try:
@@ -70,6 +74,13 @@ def validate_config(config: dict, source: str = "config") -> dict:
             f"{source}: datasets {real} are real benchmarks but experts.sources{programmatic} are programmatic "
             "teachers, which only work on the synthetic datasets"
         )
+    return config
+
+
+def normalize_command_line(config: dict) -> dict:
+    """Snakemake's ``--config seeds=[1,2]`` gives strings: turn digit strings in ``seeds`` into integers."""
+    if isinstance(config.get("seeds"), list):
+        config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config["seeds"]]
     return config
 
 

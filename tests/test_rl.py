@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,8 +47,7 @@ def test_workflow_keys_override_presets_in_order():
     ({"epsilon_high": 0.1}, "epsilon_high"),
 ])
 def test_bad_settings_name_the_key(settings, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
-                       .replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         RLRunConfig.for_algorithm("DAPO", settings)
 
 

@@ -29,6 +29,9 @@ def test_default_config_is_valid():
     (lambda c: c["experts"]["sources"].pop(), "experts.sources has 2 entries but experts.prompts has 3"),
     (lambda c: c["sft"].update(methods=["Expert5-SFT"]), "Expert5-SFT names an expert beyond"),
     (lambda c: c.update(datasets=["gsm8k"]), "programmatic teachers"),
+    (lambda c: c["rl"].update(methods=["Expert0-SFT-GRPO"]) or c["sft"].update(methods=["MoE-SFT"]),
+     "rl.methods: Expert0-SFT-GRPO starts from Expert0-SFT, which is not in sft.methods"),
+    (lambda c: c["rl"]["algorithms"].update(DAPO={"epsilon_hgh": 0.3}), "rl.algorithms.DAPO: unknown setting"),
 ])
 def test_bad_config_names_the_key(mutate, message):
     config = copy.deepcopy(load_config())

@@ -1,5 +1,5 @@
 # Shared helpers for the rules: expected outputs, computed from the config through meml.paths.
-from meml import paths
+from meml import paths, stages
 from meml.config import config_digest
 
 FAMILIES = config["models"]["families"]
@@ -8,8 +8,7 @@ SEEDS = config["seeds"]
 import re
 
 METHODS = config["sft"]["methods"]
-RL_METHODS = config["rl"]["methods"]
-RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if any(paths.rl_algorithm(m) == a for m in RL_METHODS)]
+RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
 N_EXPERTS = len(config["experts"]["prompts"])
 SYNTH_TASKS = [d[len("synth_"):] for d in DATASETS if d.startswith("synth_")]
 
@@ -48,7 +47,7 @@ def eval_outputs(family, dataset, seed):
 
 
 def rl_methods_of(algorithm):
-    return [m for m in RL_METHODS if paths.rl_algorithm(m) == algorithm]
+    return stages.rl_methods(config, algorithm)
 
 
 def rl_manifest(family, dataset, algorithm, seed):
