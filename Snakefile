@@ -25,6 +25,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/rl.smk"
+include: "workflow/rules/meml.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/reports.smk"
 
@@ -33,3 +34,5 @@ rule all:
     input:
         f"{RESULTS}/tables/table4.md",
         f"{RESULTS}/tables/table4.csv",
+        [f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv")] if MEML_METHODS else [],
+        [f"{RESULTS}/tables/table6.{ext}" for ext in ("md", "csv")] if TABLE6_METHODS else [],

@@ -197,6 +197,8 @@ class DAPOTrainer(SparsityGRPOTrainer):
             version, internal, gauss = json.loads(path.read_text(encoding="utf-8"))["state"]
             self._refill_rng.setstate((version, tuple(internal), gauss))
 
+    restore_extra_state = load_refill_state  # called by baselines.rl.train_rl on resume
+
     def _refill_inputs(self, n_prompts: int) -> list[dict]:
         """``n_prompts`` fresh prompts from the training set, each repeated ``num_generations`` times."""
         dataset = self.train_dataset

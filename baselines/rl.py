@@ -95,22 +95,28 @@ def _reward_functions(task: str, run: RLRunConfig) -> list:
     return functions
 
 
-def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
-                  callbacks: Sequence = ()):
-    """The TRL trainer of ``run`` (DAPO's dynamic-sampling subclass when ``run.dynamic_sampling``)."""
+def trainer_kwargs(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
+                   callbacks: Sequence = ()) -> dict:
+    """Seeded model, tokenizer, rewards, ``GRPOConfig`` and data: the arguments every RL trainer takes."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from baselines.grpo_trainers import DAPOTrainer, SparsityGRPOTrainer
 
     torch.set_num_threads(run.threads)
     random.seed(run.seed)
     torch.manual_seed(run.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
-    kwargs = dict(model=model, reward_funcs=_reward_functions(task, run), args=run.grpo_config(trainer_dir),
-                  train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=list(callbacks))
+    return dict(model=model, reward_funcs=_reward_functions(task, run), args=run.grpo_config(trainer_dir),
+                train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=list(callbacks))
+
+
+def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
+                  callbacks: Sequence = ()):
+    """The TRL trainer of ``run`` (DAPO's dynamic-sampling subclass when ``run.dynamic_sampling``)."""
+    from baselines.grpo_trainers import DAPOTrainer, SparsityGRPOTrainer
+
+    kwargs = trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks)
     if run.dynamic_sampling:
         return DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds,
                            filter_metric=run.filter_metric, sampling_seed=run.seed)
@@ -118,11 +124,14 @@ def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRu
 
 
 def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, output_dir: str | Path,
-             work_dir: str | Path, provenance: dict | None = None) -> dict:
+             work_dir: str | Path, provenance: dict | None = None, build=build_trainer,
+             extra_settings: dict | None = None) -> dict:
     """Train ``model_path`` with ``run`` on ``rows`` and save the result at ``output_dir``.
 
     ``work_dir`` keeps checkpoints and the growing metrics log; an existing complete checkpoint
-    there is resumed from. It is deleted once ``output_dir`` has been written.
+    there is resumed from (with the trainer's own state, ``restore_extra_state``, when it has one).
+    It is deleted once ``output_dir`` has been written. ``build`` makes the trainer (default: the
+    baselines'; MEML-GRPO passes its own), ``extra_settings`` are recorded in ``run.json``.
     """
     from baselines.rl_log import REQUIRED, StepLogCallback, read_log
 
@@ -145,9 +154,9 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))
-    trainer = build_trainer(model_path, rows, task, run, trainer_dir, callbacks)
-    if checkpoint is not None and run.dynamic_sampling:
-        trainer.load_refill_state(checkpoint)
+    trainer = build(model_path, rows, task, run, trainer_dir, callbacks)
+    if checkpoint is not None and hasattr(trainer, "restore_extra_state"):
+        trainer.restore_extra_state(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     history = read_log(work_dir / "metrics.jsonl")
     missing = [k for k in REQUIRED if history and k not in history[-1]]
@@ -167,7 +176,8 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
             "first": {k: history[0].get(k) for k in ("accuracy", "frac_all_zero")} if history else None,
             "last": {k: history[-1].get(k) for k in ("accuracy", "frac_all_zero")} if history else None,
         }
-        write_json_atomic(tmp / "run.json", {"settings": asdict(run), "metrics": metrics,
+        settings = {**asdict(run), **(extra_settings or {})}
+        write_json_atomic(tmp / "run.json", {"settings": settings, "metrics": metrics,
                                              "start_model": str(model_path), **(provenance or {})})
     shutil.rmtree(work_dir, ignore_errors=True)
     log.info("saved %s: %s", output_dir, json.dumps(metrics))

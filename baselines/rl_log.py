@@ -11,6 +11,9 @@ metric TRL and the trainers logged under their own names:
 - ``loss``, ``learning_rate``, ``grad_norm``, ``entropy``, ``step_time``
 - ``reward_expert<k>``, ``frac_all_zero_expert<k>`` (multi-expert rollouts), ``reward_slice<s>``, ...
 - ``dynamic_rounds``, ``dynamic_kept_groups``, ``dynamic_sampled_groups``, ``dynamic_bound_hit`` (DAPO)
+- ``mutual_loss`` (lambda1's term, 0 when no question had a valid E+/E- pair), ``mutual_questions``,
+  ``buffer_size`` (before a full buffer is emptied), ``buffer_sft_updates`` (so far), ``buffer_sft_loss``
+  (steps with an SFT update) (MEML-GRPO)
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ CANONICAL = {
     "dynamic/kept_groups": "dynamic_kept_groups",
     "dynamic/sampled_groups": "dynamic_sampled_groups",
     "dynamic/bound_hit": "dynamic_bound_hit",
+    "mutual/loss": "mutual_loss",
+    "mutual/questions": "mutual_questions",
+    "buffer/size": "buffer_size",
+    "buffer/sft_updates": "buffer_sft_updates",
+    "buffer/sft_loss": "buffer_sft_loss",
 }
 REQUIRED = ("step", "reward", "reward_std", "frac_all_zero", "frac_zero_std", "completion_length",
             "clip_ratio_low", "clip_ratio_high", "loss", "learning_rate", "elapsed_s")

@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_run(p)
     p.add_argument("--algorithm", required=True, help="GRPO, Dr.GRPO or DAPO")
+    p = sub.add_parser("riel", help="one MEML-GRPO method (meml.methods, a Table 5 row) of one family, dataset "
+                                    "and seed")
+    _add_config(p)
+    _add_run(p, seed=False)
+    p.add_argument("--seed", type=int, required=True, help="run seed")
+    p.add_argument("--method", required=True, help="e.g. MEML-GRPO or MEML-GRPO-noIML")
     p = sub.add_parser("evaluate", help="lm-eval evaluation of trained models under their inference expert prompts")
     _add_config(p)
     _add_run(p)
@@ -61,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after", required=True, help="method, e.g. Expert1-SFT-GRPO")
     p.add_argument("--expert", type=int, required=True, help="inference expert prompt of both evaluations")
     p = sub.add_parser("table4", help="build results/tables/table4.{md,csv} from the evaluation result files")
+    _add_config(p)
+    p = sub.add_parser("table5", help="build results/tables/table5.{md,csv}: the MoE/HSFT/IML ablation")
+    _add_config(p)
+    p = sub.add_parser("table6", help="build results/tables/table6.{md,csv}: single expert vs majority vote")
     _add_config(p)
     return parser
 
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         stages.sft(config, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "rl":
         stages.rl(config, args.family, args.dataset, args.seed, args.algorithm, args.methods)
+    elif args.command == "riel":
+        stages.riel(config, args.family, args.dataset, args.seed, args.method)
     elif args.command == "evaluate":
         stages.evaluate(config, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "compare":
@@ -110,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         from reports.table4 import write_table4
 
         write_table4(config)
+    elif args.command == "table5":
+        from reports.table5 import write_table5
+
+        write_table5(config)
+    elif args.command == "table6":
+        from reports.table6 import write_table6
+
+        write_table6(config)
     logging.getLogger("meml").info("%s done in %.1f s", args.command, time.time() - start)
     return 0
 

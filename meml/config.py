@@ -44,7 +44,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
             raise ConfigError(f"{source}: sft.methods: {method} names an expert beyond the {n_experts} configured")
     from baselines.rl import split_method, start_experts
     from baselines.rl_config import RLRunConfig
-    from meml.paths import RL_ALGORITHMS
+    from meml.paths import RL_ALGORITHMS, meml_variant
 
     for method in config["rl"]["methods"]:
         start, _ = split_method(method)
@@ -60,6 +60,20 @@ def validate_config(config: dict, source: str = "config") -> dict:
             RLRunConfig.for_algorithm(algorithm, config["rl"])
         except ValueError as err:
             raise ConfigError(f"{source}: {err}") from err
+    from meml.riel_config import MEMLConfig
+
+    for method in config["meml"]["methods"]:
+        try:
+            settings = MEMLConfig.for_method(method, config["meml"])
+            settings.grpo_run(RLRunConfig.for_algorithm("GRPO", config["rl"]), n_experts)
+        except ValueError as err:
+            raise ConfigError(f"{source}: meml.methods: {method}: {err}") from err
+        start = meml_variant(method).start
+        if start not in config["sft"]["methods"]:
+            raise ConfigError(f"{source}: meml.methods: {method} starts from {start}, which is not in sft.methods")
+    if config["meml"]["report_expert"] >= n_experts:
+        raise ConfigError(f"{source}: meml.report_expert {config['meml']['report_expert']} is beyond the "
+                          f"{n_experts} configured experts")
     for key in ("train_split", "test_split", "rl_split"):
         missing = [d for d in config["datasets"] if d not in config["data"][key]]
         if missing:

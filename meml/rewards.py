@@ -589,6 +589,19 @@ def accuracy_reward(task: str, completion: str, reference: str, options: str | N
         return 0.0
 
 
+def same_answer(task: str, a: str | None, b: str | None) -> bool:
+    """Whether two extracted answers (see :func:`extract_answer`) say the same thing (majority voting)."""
+    if a is None or b is None:
+        return False
+    family = task_of(task)
+    if family == "gsm8k":
+        try:
+            return _gsm8k_equal(a, b)
+        except Exception:  # noqa: BLE001 - odd model text is simply a different answer
+            return a == b
+    return a == b
+
+
 def _completion_text(completion) -> str:
     """Text of a plain or conversational completion (the last assistant message's content)."""
     if isinstance(completion, str):

@@ -249,6 +249,46 @@ def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, metho
     return write_json_atomic(manifest, {"algorithm": algorithm, "runs": runs, **provenance(config, seed)})
 
 
+def riel(config: dict, family: str, dataset: str, seed: int, method: str) -> Path:
+    """Train one MEML-GRPO method (a Table 5 row) of one (family, dataset, seed); return its folder.
+
+    Kept when already trained from the same start with the same settings; resumes after a crash.
+    """
+    from dataclasses import asdict
+
+    from baselines.rl import train_rl
+    from baselines.rl_config import RLRunConfig
+    from meml.config import config_digest
+    from meml.records import task_of
+    from meml.riel_config import MEMLConfig
+    from meml.trainer import meml_rows, trainer_builder
+
+    root = _root(config)
+    prompts = config["experts"]["prompts"]
+    settings = MEMLConfig.for_method(method, config["meml"])
+    run = settings.grpo_run(RLRunConfig.for_algorithm("GRPO", config["rl"]).with_seed(seed, config["threads_per_job"]),
+                            len(prompts))
+    records = rl_records(config, dataset)
+    start_model = paths.sft_dir(root, family, dataset, paths.meml_variant(method).start, seed)
+    start_marker = start_model / "run.json"
+    if not start_marker.exists():
+        raise FileNotFoundError(f"{method}: start model {start_model} is missing; run the sft stage first")
+    experts = settings.experts(len(prompts))
+    identity = config_digest(method, run.__dict__, asdict(settings), [prompts[e] for e in experts],
+                             start_marker.read_text(encoding="utf-8"), [r.id for r in records])
+    out = paths.rl_dir(root, family, dataset, method, seed)
+    done = out / "run.json"
+    if done.exists() and json.loads(done.read_text(encoding="utf-8")).get("identity") == identity:
+        log.info("%s: already trained with these settings, kept", out)
+        return out
+    train_rl(start_model, meml_rows(records), task_of(dataset), run, out,
+             paths.rl_work_dir(root, family, dataset, method, seed),
+             {"identity": identity, "method": method, "family": family, "dataset": dataset,
+              **provenance(config, seed)},
+             build=trainer_builder(settings, prompts), extra_settings={"meml": asdict(settings)})
+    return out
+
+
 def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> list[Path]:
     """Evaluate trained models (SFT or RL) of one (family, dataset, seed) under their inference expert prompts."""
     from meml.evaluation import evaluate_model, write_result, write_task_docs

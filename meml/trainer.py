@@ -1,13 +1,19 @@
 """MEMLGRPOTrainer: MEML-GRPO's RIEL stage as a subclass of TRL's GRPOTrainer.
 
-Status (issue 4, in progress): multi-expert rollouts (every question sampled G times under every
-expert prompt), intra-expert advantages (Eq. 4, truncation of Eq. 5) and inter-expert mutual
-learning (Eqs. 7-9: ``lambda1`` times the token-mean NLL of E+'s first correct response under E-'s
-prompt) are implemented; the policy loss is TRL's sequence-mean loss over all rows, which with G
-rows per (question, expert) is the mean over experts of the per-expert losses. Hard-example buffer
-(Eq. 10): an expert with more than K of its G answers wrong offers (question, its prompt, the
-reference answer); when the buffer is full, ``lambda2`` times the token-mean NLL of its items is
-added to that step's loss (one SFT update, shared with the RL step) and the buffer is emptied.
+Every question of a batch is sampled G times under each of the N expert prompts; TRL's scoring
+then sees N x G rows per question, in groups of G per (question, expert). On top of TRL's loss
+(sequence mean per answer, mean over all rows: the mean over experts of the per-expert losses):
+
+- intra-expert advantages (Eq. 4) with the non-negative truncation of Eq. 5;
+- inter-expert mutual learning (Eqs. 7-9): ``lambda1`` times the token-mean NLL of the best
+  expert's correct answer(s) under the worst expert's prompt (optionally plus the stop-gradient
+  teacher term log p(O+ | Q, P+), read from the log-probs the policy loss already computed);
+- the hard-example buffer (Eq. 10): an expert with more than K of its G answers wrong offers
+  (question, its prompt, a reference answer); when the buffer is full, ``lambda2`` times the
+  token-mean NLL of its items is added to that step's loss (one SFT update sharing the RL step)
+  and the buffer is emptied.
+
+Settings: :class:`meml.riel_config.MEMLConfig`; choices and reasons: docs/method.md.
 """
 
 from __future__ import annotations
@@ -43,14 +49,20 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         scale_by_std: divide intra-expert advantages by the group's std (default off, Eq. 4).
         positive_only: keep ``max(A, 0)`` (default on, Eq. 5).
         lambda1: weight of the mutual-learning term (0: off).
+        transfer: ``"first"`` (E+'s first correct answer) or ``"all"`` (every correct answer of E+).
+        teacher_term: add the stop-gradient ``log p(O+ | Q, P+)`` to the mutual-learning value.
         lambda2: weight of the buffer's SFT term.
-        buffer: a :class:`meml.losses.HardExampleBuffer`, or None for no buffer. Items carry the
-            row's ``reference`` column (the dataset rationale in ``meml_rows``).
+        buffer: a :class:`meml.losses.HardExampleBuffer`, or None for no buffer.
+        buffer_reference: ``"rationale"`` (the row's ``reference`` column, the dataset rationale in
+            ``meml_rows``) or ``"own_rollout"`` (the expert's first correct answer of the step; an
+            expert without one offers nothing).
+        expert_ids: the expert number of each prompt (for logs and buffer items; default 0..N-1).
     """
 
     def __init__(self, *args, expert_prompts: Sequence[str], scale_by_std: bool = False,
                  positive_only: bool = True, lambda1: float = 0.0, lambda2: float = 1.0,
-                 buffer: HardExampleBuffer | None = None, **kwargs):
+                 buffer: HardExampleBuffer | None = None, transfer: str = "first", teacher_term: bool = False,
+                 buffer_reference: str = "rationale", expert_ids: Sequence[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if len(expert_prompts) < 1:
             raise ValueError("MEML-GRPO needs at least one expert prompt")
@@ -58,7 +70,16 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             raise ValueError(f"lambda1 must be >= 0, got {lambda1}")
         if self.args.steps_per_generation != 1 or self.num_iterations != 1:
             raise ValueError("MEML-GRPO needs steps_per_generation == 1 and num_iterations == 1")
+        if transfer not in ("first", "all") or buffer_reference not in ("rationale", "own_rollout"):
+            raise ValueError(f"transfer must be first|all and buffer_reference rationale|own_rollout, got "
+                             f"{transfer!r}, {buffer_reference!r}")
         self.expert_prompts = list(expert_prompts)
+        self.expert_ids = list(expert_ids) if expert_ids is not None else list(range(len(self.expert_prompts)))
+        if len(self.expert_ids) != len(self.expert_prompts):
+            raise ValueError("expert_ids must name one expert per prompt")
+        self.transfer = transfer
+        self.teacher_term = teacher_term
+        self.buffer_reference = buffer_reference
         self.scale_by_std = scale_by_std
         self.positive_only = positive_only
         self.lambda1 = lambda1
@@ -85,6 +106,8 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             self.buffer.load_state(state)
             self.sft_updates = state["sft_updates"]
 
+    restore_extra_state = load_buffer_state  # called by baselines.rl.train_rl on resume
+
     def expand_to_experts(self, inputs: list[dict]) -> list[dict]:
         """Rows of G copies per question -> rows of G copies per (question, expert), question-major."""
         size = self.num_generations
@@ -95,7 +118,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             row = inputs[start]
             if "question" not in row:
                 raise ValueError("MEML-GRPO rows need a 'question' column (see meml.trainer.meml_rows)")
-            for expert, system in enumerate(self.expert_prompts):
+            for expert, system in zip(self.expert_ids, self.expert_prompts):
                 expanded = {**row, "prompt": prompt_messages(row["question"], system), "expert": expert}
                 rows.extend(dict(expanded) for _ in range(size))
         return rows
@@ -112,18 +135,31 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         shape = (-1, len(self.expert_prompts), self.num_generations)
         advantages = intra_expert_advantages(local.view(shape), self.scale_by_std, self.positive_only)
         output["advantages"] = advantages.flatten().to(output["advantages"].device)
+        # the row order survives TRL's shuffle, so the loss can find O+ among the rollouts (teacher term)
+        output["meml_row"] = torch.arange(len(expanded), device=output["advantages"].device)
         self._transfer = self.transfer_batch(expanded, output, local.view(shape)) if self.lambda1 > 0 else None
-        self._buffer_batch = self.fill_buffer(expanded, local.view(shape)) if self.buffer is not None else None
+        self._buffer_batch = (self.fill_buffer(expanded, local.view(shape), output) if self.buffer is not None
+                              else None)
         return output
 
-    def fill_buffer(self, rows: list[dict], rewards: torch.Tensor) -> dict | None:
+    def fill_buffer(self, rows: list[dict], rewards: torch.Tensor, output: dict | None = None) -> dict | None:
         """Offer every (question, expert) group to the buffer; when it is full, its items as a batch."""
         n_experts, size = rewards.shape[1], rewards.shape[2]
         for q in range(rewards.shape[0]):
-            for expert in range(n_experts):
-                row = rows[(q * n_experts + expert) * size]
-                n_wrong = int((rewards[q, expert] < 1.0).sum().item())
-                self.buffer.offer({"question": row["question"], "expert": expert, "reference": row["reference"]},
+            for e in range(n_experts):
+                first = (q * n_experts + e) * size
+                n_wrong = int((rewards[q, e] < 1.0).sum().item())
+                if not self.buffer.qualifies(n_wrong):
+                    continue
+                reference = rows[first]["reference"]
+                if self.buffer_reference == "own_rollout":
+                    correct = [i for i in range(size) if rewards[q, e, i] >= 1.0]
+                    if not correct:
+                        continue
+                    row = first + correct[0]
+                    ids = output["completion_ids"][row][output["completion_mask"][row].bool()]
+                    reference = self._tokenizer.decode(ids, skip_special_tokens=True)
+                self.buffer.offer({"question": rows[first]["question"], "expert": e, "reference": reference},
                                   n_wrong, size)
         metrics = self._metrics["train"]
         metrics["buffer/size"].append(float(len(self.buffer.items)))
@@ -163,12 +199,14 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         best, worst, valid = best_and_worst_experts(rewards.cpu())
         n_experts, size = rewards.shape[1], rewards.shape[2]
         prompts, completion_rows = [], []
-        for q in torch.nonzero(valid).flatten().tolist():
+        questions = torch.nonzero(valid).flatten().tolist()
+        for q in questions:
             first = q * n_experts * size + best[q].item() * size
             correct = [i for i in range(size) if rewards[q, best[q], i] >= 1.0]
-            prompts.append(prompt_messages(rows[first]["question"], self.expert_prompts[worst[q].item()]))
-            completion_rows.append(first + correct[0])
-        self._metrics["train"]["mutual/questions"].append(float(len(prompts)))
+            for i in correct[:1] if self.transfer == "first" else correct:
+                prompts.append(prompt_messages(rows[first]["question"], self.expert_prompts[worst[q].item()]))
+                completion_rows.append(first + i)
+        self._metrics["train"]["mutual/questions"].append(float(len(questions)))
         if not prompts:
             return None
         prompt_ids, _, _ = self._tokenize_prompts(prompts)
@@ -181,6 +219,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
                                padding_side="left").to(device),
             "completion_ids": output["completion_ids"][index],
             "completion_mask": output["completion_mask"][index],
+            "rows": index,  # O+'s position among the rollouts (for the teacher term)
         }
 
     def mutual_learning_loss(self, model, transfer: dict) -> torch.Tensor:
@@ -191,11 +230,29 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
                                                               transfer["completion_ids"].size(1))
         return token_mean_nll(logps, transfer["completion_mask"])
 
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        if getattr(self, "_capture_logps", False):
+            self._captured_logps = logps.detach()
+            self._capture_logps = False
+        return (logps, entropies, *rest)
+
+    def teacher_value(self, inputs: dict, transfer: dict) -> torch.Tensor:
+        """log p(O+ | Q, P+), token mean, from the policy loss's own log-probs (no extra forward pass)."""
+        position = torch.empty_like(inputs["meml_row"])
+        position[inputs["meml_row"]] = torch.arange(len(position), device=position.device)
+        rows = position[transfer["rows"]]
+        return -token_mean_nll(self._captured_logps[rows], inputs["completion_mask"][rows])
+
     def _compute_loss(self, model, inputs):
+        use_teacher = self.model.training and self.teacher_term and self._transfer is not None and "meml_row" in inputs
+        self._capture_logps = use_teacher
         loss = super()._compute_loss(model, inputs)
         if self.model.training and self.lambda1 > 0:
             if self._transfer is not None:
                 mutual = self.mutual_learning_loss(model, self._transfer)
+                if use_teacher:
+                    mutual = mutual + self.teacher_value(inputs, self._transfer)
                 self._metrics["train"]["mutual/loss"].append(mutual.item())
                 loss = loss + self.lambda1 * mutual
             else:
@@ -206,3 +263,29 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             loss = loss + self.lambda2 * sft
             self._buffer_batch = None
         return loss
+
+
+def trainer_builder(settings, expert_prompts: Sequence[str]):
+    """A ``build`` function for :func:`baselines.rl.train_rl` that makes a MEML-GRPO trainer.
+
+    ``settings`` is a :class:`meml.riel_config.MEMLConfig` (switches included); ``expert_prompts``
+    are all configured expert prompts, of which the settings' experts are used.
+    """
+    experts = settings.experts(len(expert_prompts))
+
+    def build(model_path, rows, task, run, trainer_dir, callbacks=()):
+        from baselines.rl import trainer_kwargs
+
+        buffer = None
+        if settings.hsft:
+            buffer = HardExampleBuffer(capacity=settings.buffer_capacity, k=settings.buffer_k,
+                                       rule=settings.buffer_rule, probability=settings.buffer_probability,
+                                       seed=run.seed)
+        return MEMLGRPOTrainer(**trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks),
+                               expert_prompts=[expert_prompts[e] for e in experts], expert_ids=experts,
+                               scale_by_std=settings.scale_by_std, positive_only=settings.positive_only,
+                               lambda1=settings.lambda1 if settings.iml else 0.0, lambda2=settings.lambda2,
+                               buffer=buffer, transfer=settings.transfer, teacher_term=settings.teacher_term,
+                               buffer_reference=settings.buffer_reference)
+
+    return build

@@ -8,7 +8,6 @@ is typed by hand: every number is read from a result file under ``results/eval``
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +15,7 @@ import pandas as pd
 from meml import paths
 from meml.io import write_text_atomic
 from meml.records import task_of
+from reports.markdown import markdown_block, setting_lines
 
 COLUMN_ORDER = ("gsm8k", "strategyqa", "mathqa")
 COLUMN_NAMES = {"gsm8k": "GSM8K", "strategyqa": "StrategyQA", "mathqa": "MathQA"}
@@ -44,16 +44,25 @@ def row_label(method: str, expert: int, n_experts: int) -> str:
     return f"{method} (Expert{expert})"
 
 
-def collect(config: dict) -> pd.DataFrame:
-    """Long table: one row per result file of the configured runs."""
+def table4_methods(config: dict) -> list[str]:
+    """SFT and RL baselines, then the MEML-GRPO methods with every component on (ablations: Table 5)."""
+    full = [m for m in config["meml"]["methods"] if (v := paths.meml_variant(m)).hsft and v.iml]
+    return [*config["sft"]["methods"], *config["rl"]["methods"], *full]
+
+
+def collect(config: dict, methods: list[str] | None = None, experts: dict | None = None) -> pd.DataFrame:
+    """Long table: one row per result file of the configured runs (``methods``: default Table 4's).
+
+    ``experts`` maps a method to the inference experts to read (default: every one it was evaluated under).
+    """
     root = Path(config["results_dir"])
     n_experts = len(config["experts"]["prompts"])
     rows = []
     for family in config["models"]["families"]:
         for dataset in config["datasets"]:
-            for method in [*config["sft"]["methods"], *config["rl"]["methods"]]:
+            for method in methods if methods is not None else table4_methods(config):
                 for seed in config["seeds"]:
-                    for expert in paths.method_experts(method, n_experts):
+                    for expert in (experts or {}).get(method) or paths.method_experts(method, n_experts):
                         data = read_result(paths.eval_file(root, family, dataset, method, seed, expert))
                         rows.append({"family": family, "dataset": dataset, "task": task_of(dataset),
                                      "method": method, "expert": expert,
@@ -72,23 +81,10 @@ def pivot(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
-    synthetic = all(d.startswith("synth_") for d in config["datasets"])
-    lines = ["# Table 4: exact-match accuracy (%)", ""]
-    if synthetic:
-        lines += ["Tiny offline setting on the synthetic benchmarks (GSM8K/StrategyQA/MathQA formats). "
-                  "These are NOT the paper's numbers.", ""]
-    seeds = sorted(long["seed"].unique().tolist())
-    lines += [f"Mean over seeds {seeds}; test items per dataset: "
-              + ", ".join(f"{d} {int(n)}" for d, n in long.groupby("dataset")["n"].first().items()) + ".", ""]
+    lines = ["# Table 4: exact-match accuracy (%)", "", *setting_lines(config, long)]
     for family in table.index.get_level_values("family").unique():
-        block = table.loc[family]
         lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
-        header = ["Method"] + list(block.columns)
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        for label, values in block.iterrows():
-            cells = ["-" if (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in values]
-            lines.append("| " + " | ".join([label] + cells) + " |")
+        lines += markdown_block(table.loc[family], "Method")
         lines.append("")
     return "\n".join(lines)
 

@@ -10,6 +10,9 @@ import re
 METHODS = config["sft"]["methods"]
 RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
 N_EXPERTS = len(config["experts"]["prompts"])
+MEML_METHODS = config["meml"]["methods"]
+TABLE6_METHODS = [m for m in config["rl"]["methods"] if m.startswith("MoE-SFT-")] + [
+    m for m in MEML_METHODS if paths.meml_variant(m).moe]
 SYNTH_TASKS = [d[len("synth_"):] for d in DATASETS if d.startswith("synth_")]
 
 
@@ -19,6 +22,7 @@ wildcard_constraints:
     seed=r"\d+",
     task="|".join(SYNTH_TASKS) if SYNTH_TASKS else "none",
     algorithm="|".join(re.escape(a) for a in paths.RL_ALGORITHMS),
+    method="|".join(re.escape(m) for m in MEML_METHODS) if MEML_METHODS else "none",
 
 
 def world_files():
@@ -59,9 +63,19 @@ def rl_eval_outputs(family, dataset, algorithm, seed):
             for m in rl_methods_of(algorithm) for e in paths.method_experts(m, N_EXPERTS)]
 
 
+def meml_run(family, dataset, method, seed):
+    return str(paths.rl_dir(RESULTS, family, dataset, method, seed) / "run.json")
+
+
+def meml_eval_outputs(family, dataset, seed):
+    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e))
+            for m in MEML_METHODS for e in paths.method_experts(m, N_EXPERTS)]
+
+
 def all_eval_outputs():
-    """Every evaluation result Table 4 reads: SFT and RL methods."""
+    """Every evaluation result the tables read: SFT, RL and MEML-GRPO methods."""
     out = [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in eval_outputs(fam, d, s)]
     out += [f for fam in FAMILIES for d in DATASETS for s in SEEDS for a in RL_ALGORITHMS_USED
             for f in rl_eval_outputs(fam, d, a, s)]
+    out += [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in meml_eval_outputs(fam, d, s)]
     return out
