@@ -5,8 +5,8 @@
 Both trainers start from the same model (default: the Qwen MoE-SFT model of the default results
 folder, else a randomly initialised tiny model) and sample the same number of completions per step:
 MEML takes Q questions x N experts x G samples, the baseline (MoE-SFT-GRPO) Q x N (question,
-expert) prompts x G. MEML runs with mutual learning on and a hard-example buffer that fills about
-every other step. The last line is ``meml/grpo step-time ratio: X.XX`` (issue 4 target: <= 1.15).
+expert) prompts x G. MEML runs with mutual learning on (with the stop-gradient teacher term, read
+from the policy loss's log-probs) and a hard-example buffer that fills about every other step. The last line is ``meml/grpo step-time ratio: X.XX`` (issue 4 target: <= 1.15).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
         meml = MEMLGRPOTrainer(model=model, reward_funcs=reward, args=meml_run.grpo_config(tmp / "meml"),
                                train_dataset=Dataset.from_list(meml_rows(records)), processing_class=tokenizer,
                                callbacks=[timer.callback], expert_prompts=prompts, lambda1=0.1, lambda2=0.1,
-                               buffer=buffer)
+                               teacher_term=True, buffer=buffer)
         meml_time = _time(meml, timer)
         print(f"MoE-SFT-GRPO: {grpo:.2f} s/step; MEML-GRPO: {meml_time:.2f} s/step "
               f"({meml.sft_updates} buffer SFT updates in {args.steps + 1} steps)", flush=True)

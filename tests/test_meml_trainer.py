@@ -1,4 +1,4 @@
-"""MEMLGRPOTrainer (issue 4, in progress): expert expansion, intra-expert advantages, baseline equality."""
+"""MEMLGRPOTrainer: expert expansion, intra-expert advantages, mutual learning, buffer, Table 5 runs."""
 
 import pytest
 import torch
@@ -198,3 +198,111 @@ def test_buffer_state_travels_with_checkpoints(tiny_model_dir, tmp_path):
                      buffer=HardExampleBuffer(capacity=10, k=2, probability="always"))
     fresh.load_buffer_state(tmp_path / "MEMLGRPOTrainer" / "checkpoint-1")
     assert fresh.buffer.items == trainer.buffer.items and len(fresh.buffer.items) == 2
+
+
+def test_transfer_all_teaches_every_correct_answer_of_the_best_expert(tiny_model_dir, tmp_path):
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       lambda1=1.0, transfer="all")
+    trainer._generate_and_score_completions(_meml_inputs())
+    # question 0: expert 0 has 1 right answer (row 0); question 1: expert 1 has 4 (rows 12..15)
+    assert trainer._transfer["rows"].tolist() == [0, 12, 13, 14, 15]
+    assert trainer._metrics["train"]["mutual/questions"] == [2.0]
+
+
+def test_teacher_term_adds_the_stop_gradient_log_prob_and_keeps_the_gradient(tiny_model_dir, tmp_path):
+    from trl.trainer.utils import shuffle_sequence_dict
+
+    grads, values = [], []
+    for teacher in (False, True):
+        trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / str(teacher), _meml_inputs(),
+                           expert_prompts=PROMPTS, lambda1=1.0, teacher_term=teacher)
+        out = trainer._generate_and_score_completions(_meml_inputs())
+        torch.manual_seed(0)
+        shuffled = shuffle_sequence_dict(out)  # as TRL does before the loss: O+ must still be found
+        trainer.compute_loss(trainer.model, shuffled).backward()
+        grads.append([p.grad.clone() for p in trainer.model.parameters() if p.grad is not None])
+        values.append(trainer._metrics["train"]["mutual/loss"][-1])
+        if teacher:
+            rows = trainer._transfer["rows"]
+            own = {k: out[k][rows] for k in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask")}
+            student = _hand_nll(trainer.model, trainer._transfer).item()
+            teacher_logp = -_hand_nll(trainer.model, own).item()  # log p(O+ | Q, P+), token mean
+            assert values[1] == pytest.approx(student + teacher_logp, rel=1e-4)
+    assert values[0] != pytest.approx(values[1])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+
+def test_buffer_can_train_on_the_experts_own_correct_answer(tiny_model_dir, tmp_path):
+    from meml.losses import HardExampleBuffer
+
+    buffer = HardExampleBuffer(capacity=10, k=2, probability="always")
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       buffer=buffer, buffer_reference="own_rollout")
+    out = trainer._generate_and_score_completions(_meml_inputs())
+    # question 0: expert 0 (3 of 4 wrong) has one right answer, row 0; expert 1 (4 wrong) has none: skipped
+    assert [(i["question"], i["expert"]) for i in buffer.items] == [("Tom has 5 apples.", 0)]
+    expected = trainer._tokenizer.decode(out["completion_ids"][0][out["completion_mask"][0].bool()],
+                                         skip_special_tokens=True)
+    assert buffer.items[0]["reference"] == expected != "#### 5"
+
+
+def test_single_expert_trainer_logs_under_its_own_expert_number(tiny_model_dir, tmp_path):
+    inputs = _meml_inputs()
+    for row in inputs:
+        row["pattern"] = "0000|" + row["pattern"].split("|")[0]  # expert 1 sees what expert 0 saw above
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=[PROMPTS[1]],
+                       expert_ids=[1])
+    out = trainer._generate_and_score_completions(inputs)
+    assert out["advantages"].tolist()[:G] == pytest.approx([0.75, 0, 0, 0])
+    experts = {k.split("/")[1] for k in trainer._metrics["train"] if k.startswith("experts/")}
+    assert experts == {"1"}
+
+
+def expert_zero_knows_reward(prompts, completions, expert, **kwargs):
+    """Expert 0 is always right; the others are right on completions of even length (varies in a group)."""
+    texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+    return [1.0 if e == 0 else float(len(t) % 2 == 0) for t, e in zip(texts, expert)]
+
+
+@pytest.mark.parametrize("method", ["MEML-GRPO", "MEML-GRPO-noIML", "MEML-GRPO-noHSFT", "MEML-GRPO-noHSFT-noIML",
+                                    "MEML-GRPO-Expert1-noHSFT-noIML"])
+def test_every_table5_config_trains_a_few_steps(method, tiny_model_dir, small_world, tmp_path, monkeypatch):
+    """Each Table 5 row through the workflow's path (MEMLConfig -> trainer_builder -> train_rl)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    import baselines.rl
+    from baselines.rl import train_rl
+    from meml.data import load_records
+    from meml.riel_config import MEMLConfig
+    from meml.trainer import meml_rows, trainer_builder
+
+    monkeypatch.setattr(baselines.rl, "_reward_functions", lambda task, run: [expert_zero_knows_reward])
+    prompts = [*PROMPTS, "You are Expert 2. Solve step by step."]
+    settings = MEMLConfig.for_method(method, {"buffer_k": 1, "buffer_capacity": 2, "buffer_probability": "always",
+                                              "questions_per_step": 2})
+    run = settings.grpo_run(RLRunConfig.for_algorithm("GRPO", {
+        "steps": 3, "num_generations": G, "max_completion_length": 10, "learning_rate": 1e-2, "save_steps": 100}),
+        len(prompts))
+    out = tmp_path / "out"
+    train_rl(tiny_model_dir, meml_rows(load_records("synth_gsm8k", "train", small_world)[:8]), "gsm8k", run, out,
+             tmp_path / "work", build=trainer_builder(settings, prompts), extra_settings={"meml": vars(settings)})
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    variant = settings
+    experts = {k[len("reward_expert"):] for k in rows[0] if k.startswith("reward_expert")}
+    assert experts == ({"1"} if variant.single_expert == 1 else {"0", "1", "2"})
+    if variant.iml:
+        assert sum(r["mutual_questions"] for r in rows) > 0 and all(r["mutual_loss"] > 0 for r in rows
+                                                                    if r["mutual_questions"])
+    else:
+        assert "mutual_loss" not in rows[0]
+    if variant.hsft:
+        assert rows[-1]["buffer_sft_updates"] >= 1 and any("buffer_sft_loss" in r for r in rows)
+    else:
+        assert "buffer_size" not in rows[0]
+    saved = json.loads((out / "run.json").read_text())["settings"]["meml"]
+    assert (saved["hsft"], saved["iml"], saved["single_expert"]) == (variant.hsft, variant.iml, variant.single_expert)

@@ -15,6 +15,7 @@ def _config(tmp_path):
     config["models"]["families"] = ["qwen2"]
     config["sft"]["methods"] = ["Expert1-SFT", "MoE-SFT"]
     config["rl"]["methods"] = ["Expert1-SFT-GRPO"]
+    config["meml"]["methods"] = []
     return config
 
 

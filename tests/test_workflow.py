@@ -32,6 +32,15 @@ def test_default_config_is_valid():
     (lambda c: c["rl"].update(methods=["Expert0-SFT-GRPO"]) or c["sft"].update(methods=["MoE-SFT"]),
      "rl.methods: Expert0-SFT-GRPO starts from Expert0-SFT, which is not in sft.methods"),
     (lambda c: c["rl"]["algorithms"].update(DAPO={"epsilon_hgh": 0.3}), "rl.algorithms.DAPO: unknown setting"),
+    (lambda c: c["meml"].update(methods=["MEML-GRPO-noIML-noHSFT"]), "meml.methods.0: 'MEML-GRPO-noIML-noHSFT' does not"),
+    (lambda c: c["meml"].update(methods=["MEML-GRPO-Expert1"]), "mutual learning (IML) needs several experts"),
+    (lambda c: c["meml"].update(methods=["MEML-GRPO-Expert0-noIML"]) or c["sft"].update(
+        methods=["Expert1-SFT", "MoE-SFT"]),
+     "meml.methods: MEML-GRPO-Expert0-noIML starts from Expert0-SFT, which is not in sft.methods"),
+    (lambda c: c["meml"].update(rollout_budget="shared"),
+     "meml.rollout_budget 'shared' needs rl.num_generations (8) to be a multiple of the number of experts (3)"),
+    (lambda c: c["meml"].update(report_expert=3), "meml.report_expert 3 is beyond"),
+    (lambda c: c["meml"].update(lambda3=1), "meml: Additional properties are not allowed ('lambda3'"),
 ])
 def test_bad_config_names_the_key(mutate, message):
     config = copy.deepcopy(load_config())
@@ -45,7 +54,8 @@ def test_cli_lists_every_stage(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for stage in ("make-world", "experts", "build-tiny", "pretrain", "sft", "rl", "evaluate", "compare", "table4"):
+    for stage in ("make-world", "experts", "build-tiny", "pretrain", "sft", "rl", "riel", "evaluate", "compare",
+                  "table4", "table5", "table6"):
         assert stage in text
 
 
@@ -66,7 +76,8 @@ def test_dry_run_lists_the_plan(tmp_path):
     out = done.stdout + done.stderr
     for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 6),
                         ("evaluate", 6), ("rl", 18), ("evaluate_GRPO", 6),
-                        ("evaluate_DrGRPO", 6), ("evaluate_DAPO", 6), ("table4", 1)):
+                        ("evaluate_DrGRPO", 6), ("evaluate_DAPO", 6), ("riel", 30), ("evaluate_meml", 6),
+                        ("table4", 1), ("table5", 1), ("table6", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 
@@ -105,6 +116,8 @@ MINI = {
             "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "max_length": 192, "assistant_only_loss": True},
     "rl": {"methods": ["Expert1-SFT-GRPO", "MoE-SFT-DAPO"], "steps": 2, "prompts_per_step": 2, "num_generations": 2,
            "max_completion_length": 12, "save_steps": 1, "algorithms": {"DAPO": {"max_sampling_rounds": 2}}},
+    "meml": {"methods": ["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"], "questions_per_step": 1,
+             "buffer_k": 0, "buffer_capacity": 2, "buffer_probability": "always"},
     "eval": {"max_new_tokens": 12, "batch_size": 16},
 }
 
@@ -123,6 +136,13 @@ def test_workflow_runs_end_to_end_and_resumes(tmp_path):
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert not (tmp_path / "results" / "rl_work").exists() or not any((tmp_path / "results" / "rl_work").rglob("*.pt"))
     assert "GSM8K" in table and "StrategyQA" in table and "NOT the paper's numbers" in table
+    assert "| MEML-GRPO (Expert1) |" in table and "noHSFT" not in table
+    table5 = (tmp_path / "results" / "tables" / "table5.md").read_text()
+    assert "| MEML-GRPO | on | on | on |" in table5 and "| MEML-GRPO-Expert1-noHSFT-noIML | off | off | off |" in table5
+    table6 = (tmp_path / "results" / "tables" / "table6.md").read_text()
+    assert "| MEML-GRPO (majority vote) |" in table6 and "| MoE-SFT-DAPO (majority vote) |" in table6
+    meml_log = (tmp_path / "results" / "rl" / "qwen2" / "synth_gsm8k" / "MEML-GRPO" / "seed0" / "metrics.jsonl")
+    assert {"mutual_questions", "buffer_size", "reward_expert2"} <= set(json.loads(meml_log.read_text().splitlines()[0]))
     result = json.loads((tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "seed0" /
                          "expert2.json").read_text())
     assert result["n"] == 9 and result["expert"] == 2 and result["seed"] == 0
@@ -157,7 +177,7 @@ def test_a_killed_rl_job_resumes_when_snakemake_runs_again(tmp_path):
 
     results = tmp_path / "results"
     mini = {**MINI, "datasets": ["synth_gsm8k"], "results_dir": str(results),
-            "sft": {**MINI["sft"], "methods": ["Expert1-SFT"]},
+            "sft": {**MINI["sft"], "methods": ["Expert1-SFT"]}, "meml": {**MINI["meml"], "methods": []},
             "rl": {**MINI["rl"], "methods": ["Expert1-SFT-GRPO"], "steps": 8, "save_steps": 2,
                    "max_completion_length": 48, "prompts_per_step": 4, "num_generations": 4}}
     config = tmp_path / "mini.yaml"
