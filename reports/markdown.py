@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 
+FAMILY_NAMES = {"qwen2": "Qwen", "llama": "Llama"}
+
 
 def cell(value) -> str:
     if isinstance(value, str):
@@ -31,4 +33,14 @@ def setting_lines(config: dict, long: pd.DataFrame) -> list[str]:
     seeds = sorted(long["seed"].unique().tolist())
     lines += [f"Mean over seeds {seeds}; test items per dataset: "
               + ", ".join(f"{d} {int(n)}" for d, n in long.groupby("dataset")["n"].first().items()) + ".", ""]
+    return lines
+
+
+def family_blocks(table: pd.DataFrame, first_column: str) -> list[str]:
+    """One headed Markdown table per base-model family (the first index level of ``table``)."""
+    lines = []
+    for family in table.index.get_level_values("family").unique():
+        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
+        lines += markdown_block(table.loc[family], first_column)
+        lines.append("")
     return lines

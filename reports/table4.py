@@ -15,11 +15,10 @@ import pandas as pd
 from meml import paths
 from meml.io import write_text_atomic
 from meml.records import task_of
-from reports.markdown import markdown_block, setting_lines
+from reports.markdown import family_blocks, setting_lines
 
 COLUMN_ORDER = ("gsm8k", "strategyqa", "mathqa")
 COLUMN_NAMES = {"gsm8k": "GSM8K", "strategyqa": "StrategyQA", "mathqa": "MathQA"}
-FAMILY_NAMES = {"qwen2": "Qwen", "llama": "Llama"}
 
 
 def read_result(path: str | Path) -> dict:
@@ -82,10 +81,7 @@ def pivot(long: pd.DataFrame) -> pd.DataFrame:
 
 def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
     lines = ["# Table 4: exact-match accuracy (%)", "", *setting_lines(config, long)]
-    for family in table.index.get_level_values("family").unique():
-        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
-        lines += markdown_block(table.loc[family], "Method")
-        lines.append("")
+    lines += family_blocks(table, "Method")
     return "\n".join(lines)
 
 

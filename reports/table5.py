@@ -14,8 +14,8 @@ import pandas as pd
 
 from meml import paths
 from meml.io import write_text_atomic
-from reports.markdown import markdown_block, setting_lines
-from reports.table4 import COLUMN_NAMES, COLUMN_ORDER, FAMILY_NAMES, collect
+from reports.markdown import family_blocks, setting_lines
+from reports.table4 import COLUMN_NAMES, COLUMN_ORDER, collect
 
 SWITCHES = ("MoE", "HSFT", "IML")
 
@@ -51,10 +51,7 @@ def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
              f"<k>-SFT start, expert k only). HSFT: hard-example buffer. IML: inter-expert mutual learning. "
              f"Inference expert: Expert{config['meml']['report_expert']} (a MoE-off row: its own expert).", "",
              *setting_lines(config, long)]
-    for family in table.index.get_level_values("family").unique():
-        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
-        lines += markdown_block(table.loc[family], "Method")
-        lines.append("")
+    lines += family_blocks(table, "Method")
     return "\n".join(lines)
 
 

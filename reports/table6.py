@@ -17,8 +17,8 @@ from meml import paths
 from meml.data import read_jsonl
 from meml.io import write_text_atomic
 from meml.records import task_of
-from reports.markdown import markdown_block, setting_lines
-from reports.table4 import COLUMN_NAMES, COLUMN_ORDER, FAMILY_NAMES, read_result, row_label
+from reports.markdown import family_blocks, setting_lines
+from reports.table4 import pivot, read_result, row_label
 
 VOTE = "majority vote"
 
@@ -94,18 +94,12 @@ def collect_votes(config: dict) -> pd.DataFrame:
 
 
 def to_markdown(long: pd.DataFrame, config: dict) -> str:
-    mean = long.groupby(["family", "row", "task"], sort=False)["accuracy"].mean().unstack("task")
-    columns = [c for c in COLUMN_ORDER if c in mean.columns]
-    table = mean[columns].rename(columns=COLUMN_NAMES)
-    table = table.assign(Avg=table.mean(axis=1))
+    table = pivot(long)
     lines = ["# Table 6: single expert vs majority vote over the experts, exact-match accuracy (%)", "",
              "Each expert row is greedy decoding under that expert's prompt (one model, one prompt). The vote row "
              "takes, per test item, the answer most experts gave (ties: the lowest-numbered expert's answer).", "",
              *setting_lines(config, long)]
-    for family in table.index.get_level_values("family").unique():
-        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
-        lines += markdown_block(table.loc[family], "Method (inference)")
-        lines.append("")
+    lines += family_blocks(table, "Method (inference)")
     return "\n".join(lines)
 
 
