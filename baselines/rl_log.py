@@ -11,7 +11,7 @@ metric TRL and the trainers logged under their own names:
 - ``loss``, ``learning_rate``, ``grad_norm``, ``entropy``, ``step_time``
 - ``reward_expert<k>``, ``frac_all_zero_expert<k>`` (multi-expert rollouts), ``reward_slice<s>``, ...
 - ``dynamic_rounds``, ``dynamic_kept_groups``, ``dynamic_sampled_groups``, ``dynamic_bound_hit`` (DAPO)
-- ``mutual_loss`` (lambda1's term, 0 when no question had a valid E+/E- pair), ``mutual_questions``,
+- ``frac_questions_all_zero`` (questions every expert got wrong in all its samples), ``mutual_loss`` (lambda1's term, 0 when no question had a valid E+/E- pair), ``mutual_questions``,
   ``buffer_size`` (before a full buffer is emptied), ``buffer_sft_updates`` (so far), ``buffer_sft_loss``
   (steps with an SFT update) (MEML-GRPO)
 """
@@ -31,6 +31,7 @@ CANONICAL = {
     "sparsity/frac_all_zero": "frac_all_zero",
     "sparsity/frac_all_correct": "frac_all_correct",
     "sparsity/frac_zero_std": "frac_zero_std",
+    "sparsity/frac_questions_all_zero": "frac_questions_all_zero",
     "completions/mean_length": "completion_length",
     "completions/clipped_ratio": "truncated_ratio",
     "clip_ratio/low_mean": "clip_ratio_low",

@@ -134,6 +134,9 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         local = rewards[start:start + len(expanded)]
         shape = (-1, len(self.expert_prompts), self.num_generations)
         advantages = intra_expert_advantages(local.view(shape), self.scale_by_std, self.positive_only)
+        answered = (rewards_per_func[start:start + len(expanded), 0].view(shape) >= 1.0).any(dim=2)  # (Q, N)
+        # questions no expert answered: no signal from any group, nothing to transfer (the paper's sparsity)
+        self._metrics["train"]["sparsity/frac_questions_all_zero"].append((~answered.any(dim=1)).float().mean().item())
         output["advantages"] = advantages.flatten().to(output["advantages"].device)
         # the row order survives TRL's shuffle, so the loss can find O+ among the rollouts (teacher term)
         output["meml_row"] = torch.arange(len(expanded), device=output["advantages"].device)

@@ -64,6 +64,7 @@ def test_default_advantages_are_intra_expert_and_truncated(tiny_model_dir, tmp_p
     metrics = trainer._metrics["train"]
     assert metrics["experts/1/frac_all_zero"] == [0.5]  # expert 1 gets all four wrong on question 0
     assert metrics["experts/0/frac_all_zero"] == [0.0]
+    assert metrics["sparsity/frac_questions_all_zero"] == [0.0]  # expert 0 answers question 0 once
 
 
 def test_without_meml_terms_the_loss_equals_the_multi_expert_grpo_baseline(tiny_model_dir, tmp_path):
@@ -155,6 +156,7 @@ def test_no_transfer_on_ties_or_without_a_correct_answer(tiny_model_dir, tmp_pat
     trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=PROMPTS, lambda1=1.0)
     out = trainer._generate_and_score_completions(inputs)
     assert trainer._transfer is None and trainer._metrics["train"]["mutual/questions"] == [0.0]
+    assert trainer._metrics["train"]["sparsity/frac_questions_all_zero"] == [0.5]  # question 1: all wrong
     trainer.compute_loss(trainer.model, out)
     assert trainer._metrics["train"]["mutual/loss"] == [0.0]
 
