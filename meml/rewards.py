@@ -443,7 +443,8 @@ def _label_letters(text: str) -> list[tuple[int, str]]:
 
 
 def _extract_mathqa(text: str, options: str | None) -> str | None:
-    """Letter by priority: the last ``####`` line (a letter, or with ``options`` a value); the last
+    """Letter by priority: the last ``####`` line (a letter, or with ``options`` a value; an empty
+    last ``####`` line is dropped, so the letter written before it counts); the last
     "answer/ans/option/choice ... x" or "x is the (correct) answer"; ``\\boxed{}``; with ``options``
     the value after the last answer keyword; a lone label ending the text (``... = 10 e``); the last
     ``(x)``/``[x]``/``x )`` label; with ``options`` the final number matched to an option value.
@@ -454,6 +455,8 @@ def _extract_mathqa(text: str, options: str | None) -> str | None:
         letter = _letter_of_segment(text[hashes + 4:].split("\n", 1)[0], options)
         if letter is not None:
             return letter
+        if not text[hashes + 4:].strip():
+            text = text[:hashes]  # an empty final marker ("... so d\n####") hides nothing: read what precedes it
     candidates = [(m.start(), m) for m in _KEYWORD_LETTER.finditer(text)]
     candidates += [(m.start(), m) for m in _LETTER_KEYWORD.finditer(text)]
     if candidates:

@@ -486,3 +486,13 @@ def test_real_strategyqa_facts(split):
         if accuracy_reward("strategyqa", completion, row["answer"]) != 1.0:
             failures.append(index)
     assert not failures, failures[:10]
+
+
+def test_mathqa_letter_before_an_empty_final_marker_beats_the_last_number():
+    """A policy learned to end with an empty '####' so the last-number fallback picked the letter for it
+    (found in a tiny-setting RL run); the letter it wrote is its answer."""
+    options = "a ) 11 , b ) 10 , c ) 9 , d ) 5 , e ) 6"
+    assert extract_answer("mathqa", "3*3=9 , 9+2=11 , so d\n####", options) == "d"
+    assert accuracy_reward("mathqa", "3*3=9 , 9+2=11 , so d\n####", "a", options) == 0.0
+    assert extract_answer("mathqa", "9+2=11\n####", options) == "a"  # no letter written: the value decides
+    assert extract_answer("mathqa", "so b\n#### d", options) == "d"
