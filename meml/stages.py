@@ -201,6 +201,15 @@ def sft(config: dict, family: str, dataset: str, seed: int, methods: list[str] |
     return out
 
 
+def _already_trained(out: Path, identity: str) -> bool:
+    """Whether ``out`` holds a finished run with this identity (same settings and start model)."""
+    done = out / "run.json"
+    if done.exists() and json.loads(done.read_text(encoding="utf-8")).get("identity") == identity:
+        log.info("%s: already trained with these settings, kept", out)
+        return True
+    return False
+
+
 def rl_methods(config: dict, algorithm: str) -> list[str]:
     """The configured RL methods of one algorithm, e.g. ``[Expert0-SFT-GRPO, ..., MoE-SFT-GRPO]``."""
     return [m for m in config["rl"]["methods"] if paths.rl_algorithm(m) == algorithm]
@@ -235,10 +244,7 @@ def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, metho
         identity = config_digest(method, run.__dict__, start_marker.read_text(encoding="utf-8"),
                                  [r.id for r in records])
         out = paths.rl_dir(root, family, dataset, method, seed)
-        done = out / "run.json"
-        if done.exists() and json.loads(done.read_text(encoding="utf-8")).get("identity") == identity:
-            log.info("%s: already trained with these settings, kept", out)
-        else:
+        if not _already_trained(out, identity):
             rows = rl_rows(records, start_experts(start, len(prompts)), prompts)
             train_rl(start_model, rows, task_of(dataset), run, out,
                      paths.rl_work_dir(root, family, dataset, method, seed),
@@ -277,9 +283,7 @@ def riel(config: dict, family: str, dataset: str, seed: int, method: str) -> Pat
     identity = config_digest(method, run.__dict__, asdict(settings), [prompts[e] for e in experts],
                              start_marker.read_text(encoding="utf-8"), [r.id for r in records])
     out = paths.rl_dir(root, family, dataset, method, seed)
-    done = out / "run.json"
-    if done.exists() and json.loads(done.read_text(encoding="utf-8")).get("identity") == identity:
-        log.info("%s: already trained with these settings, kept", out)
+    if _already_trained(out, identity):
         return out
     train_rl(start_model, meml_rows(records), task_of(dataset), run, out,
              paths.rl_work_dir(root, family, dataset, method, seed),

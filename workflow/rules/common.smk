@@ -1,6 +1,7 @@
 # Shared helpers for the rules: expected outputs, computed from the config through meml.paths.
 from meml import paths, stages
 from meml.config import config_digest
+from reports.table6 import table6_methods
 
 FAMILIES = config["models"]["families"]
 DATASETS = config["datasets"]
@@ -11,8 +12,7 @@ METHODS = config["sft"]["methods"]
 RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
 N_EXPERTS = len(config["experts"]["prompts"])
 MEML_METHODS = config["meml"]["methods"]
-TABLE6_METHODS = [m for m in config["rl"]["methods"] if m.startswith("MoE-SFT-")] + [
-    m for m in MEML_METHODS if paths.meml_variant(m).moe]
+TABLE6_METHODS = table6_methods(config)
 SYNTH_TASKS = [d[len("synth_"):] for d in DATASETS if d.startswith("synth_")]
 
 
