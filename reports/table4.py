@@ -1,7 +1,9 @@
 """Table 4 (the paper's main table) from the raw evaluation result files.
 
 Rows: method and inference expert; columns: GSM8K, StrategyQA, MathQA, Avg (the paper's order);
-one block per base-model family; exact-match accuracy in percent, mean over seeds. Nothing here
+one block per base-model family; exact-match accuracy in percent, mean and 95% interval over
+seeds; MEML-GRPO's cells are marked where a paired bootstrap separates it from the strongest
+baseline of the column. Nothing here
 is typed by hand: every number is read from a result file under ``results/eval``.
 """
 
@@ -10,15 +12,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from meml import paths
 from meml.io import write_text_atomic
 from meml.records import task_of
-from reports.markdown import family_blocks, setting_lines
-
-COLUMN_ORDER = ("gsm8k", "strategyqa", "mathqa")
-COLUMN_NAMES = {"gsm8k": "GSM8K", "strategyqa": "StrategyQA", "mathqa": "MathQA"}
+from reports.latex import latex_table
+from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
+from reports.paired import read_outcomes
+from reports.reported import SOURCE_NOTE, reported, shows_reported
+from reports.stats import paired_bootstrap
+from reports.summary import COLUMN_NAMES, COLUMN_ORDER, display_table, per_seed, summarize, wide_numbers
 
 
 def read_result(path: str | Path) -> dict:
@@ -72,24 +77,120 @@ def collect(config: dict, methods: list[str] | None = None, experts: dict | None
 
 def pivot(long: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds; columns in the paper's order plus Avg; one row per (family, method row)."""
-    mean = long.groupby(["family", "row", "task"], sort=False)["accuracy"].mean().unstack("task")
-    columns = [c for c in COLUMN_ORDER if c in mean.columns]
-    table = mean[columns]
-    table = table.assign(Avg=table.mean(axis=1))
-    return table.rename(columns=COLUMN_NAMES)
+    return per_seed(long, ["family", "row"]).groupby(level=["family", "row"], sort=False).mean()
 
 
-def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
+def outcomes(config: dict, family: str, dataset: str, method: str, expert: int) -> np.ndarray:
+    """Per-item correctness (seeds x items, items sorted by id) of one method under one expert prompt."""
+    rows = []
+    ids = None
+    for seed in config["seeds"]:
+        result = paths.eval_file(config["results_dir"], family, dataset, method, seed, expert)
+        by_id = read_outcomes(result)
+        if ids is None:
+            ids = sorted(by_id)
+        elif sorted(by_id) != ids:
+            raise ValueError(f"{result}: its test items differ from seed {config['seeds'][0]}'s; rerun the evaluation")
+        rows.append([by_id[i] for i in ids])
+    return np.asarray(rows, dtype=float)
+
+
+def significance(config: dict, long: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Per family and column: MEML-GRPO (report expert) vs the strongest baseline, paired bootstrap.
+
+    The strongest baseline is the non-MEML row with the highest mean in that column; the bootstrap
+    resamples seeds, then test items within each seed (``reports.stats.paired_bootstrap``). Empty
+    when no full MEML-GRPO method is configured.
+    """
+    full = [m for m in config["meml"]["methods"] if (v := paths.meml_variant(m)).hsft and v.iml and v.moe]
+    if not full:
+        return pd.DataFrame()
+    n_experts = len(config["experts"]["prompts"])
+    meml_row = row_label(full[0], config["meml"]["report_expert"], n_experts)
+    row_method = long.drop_duplicates("row").set_index("row")[["method", "expert"]]
+    datasets = {COLUMN_NAMES[task_of(d)]: d for d in config["datasets"]}
+    out = []
+    for family in config["models"]["families"]:
+        block = summary[summary["family"] == family]
+        baselines = block[~block["row"].map(lambda r: paths.meml_variant(row_method.loc[r, "method"]) is not None)]
+        for column in block["column"].unique():
+            candidates = baselines[baselines["column"] == column]
+            best = candidates.loc[candidates["mean"].idxmax(), "row"]
+            names = list(datasets) if column == "Avg" else [column]
+
+            def matrices(row):
+                method, expert = row_method.loc[row, "method"], int(row_method.loc[row, "expert"])
+                return [outcomes(config, family, datasets[n], method, expert) for n in names]
+
+            test = paired_bootstrap(matrices(meml_row), matrices(best))
+            out.append({"family": family, "column": column, "meml": meml_row, "baseline": best,
+                        **{k: (100 * v if k in ("difference", "low", "high") else v) for k, v in test.items()}})
+    return pd.DataFrame(out)
+
+
+def marked_display(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """The display table with a mark after MEML-GRPO's cell wherever its difference is significant:
+    ``*`` above the strongest baseline, ``†`` below it."""
+    table = display_table(summary, ["family", "row"])
+    for _, t in tests.iterrows():
+        if t["significant"]:
+            table.loc[(t["family"], t["meml"]), t["column"]] += " *" if t["difference"] > 0 else " †"
+    return table
+
+
+def significance_lines(tests: pd.DataFrame, family: str) -> list[str]:
+    block = tests[tests["family"] == family] if len(tests) else tests
+    if block.empty:
+        return []
+    lines = ["Paired bootstrap (2000 draws over seeds, then test items): "
+             f"{block['meml'].iloc[0]} minus the strongest baseline of each column.", "",
+             "| Column | Strongest baseline | Difference | 95% interval | p | Significant |", "|---|---|---|---|---|---|"]
+    for _, t in block.iterrows():
+        lines.append(f"| {t['column']} | {t['baseline']} | {t['difference']:+.1f} | [{t['low']:+.1f}, {t['high']:+.1f}] "
+                     f"| {t['p']:.3f} | {'yes' if t['significant'] else 'no'} |")
+    return lines + [""]
+
+
+def reported_lines(config: dict, family: str, table: str = "table4") -> list[str]:
+    """The paper's reported rows of one family as a separate, labelled block (paper setting only)."""
+    if not shows_reported(config):
+        return []
+    data = reported(table)
+    data = data[data["base"] == FAMILY_NAMES.get(family, family)]
+    if data.empty:
+        return []
+    block = data.assign(Method=[row_label(m, e, len(config["experts"]["prompts"])) if table == "table4" else m
+                                for m, e in zip(data["method"], data["expert"])]).set_index("Method")
+    columns = [c for c in ("GSM8K", "StrategyQA", "MathQA", "Avg") if block[c].notna().any()]
+    return [f"### {SOURCE_NOTE}", "", *markdown_block(block[columns], "Method"), ""]
+
+
+def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame, tests: pd.DataFrame) -> str:
     lines = ["# Table 4: exact-match accuracy (%)", "", *setting_lines(config, long)]
-    lines += family_blocks(table, "Method")
+    if len(tests):
+        lines += ["`*` / `†`: MEML-GRPO is significantly above / below the column's strongest baseline (the best "
+                  "non-MEML row, any method and inference expert; paired bootstrap over test items and seeds, the 95% "
+                  "interval of the difference excludes 0; details under each block).", ""]
+    for family in table.index.get_level_values("family").unique():
+        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
+        lines += markdown_block(table.loc[family], "Method") + [""]
+        lines += significance_lines(tests, family)
+        lines += reported_lines(config, family)
     return "\n".join(lines)
 
 
-def write_table4(config: dict) -> tuple[Path, Path]:
-    """Write ``<results>/tables/table4.md`` and ``.csv`` (the CSV keeps every seed)."""
+def write_table4(config: dict) -> list[Path]:
+    """Write ``<results>/tables/table4.{md,csv,tex}`` and ``table4_runs.csv`` (every seed, its source file)."""
     long = collect(config)
-    table = pivot(long)
+    summary = summarize(per_seed(long, ["family", "row"]), ["family", "row"])
+    tests = significance(config, long, summary)
+    table = marked_display(summary, tests)
     out = Path(config["results_dir"]) / "tables"
-    md = write_text_atomic(out / "table4.md", to_markdown(table, config, long))
-    csv = write_text_atomic(out / "table4.csv", long.to_csv(index=False))
-    return md, csv
+    caption = "Exact-match accuracy (%), mean ± 95% interval over seeds " + str(sorted(long["seed"].unique().tolist()))
+    written = [write_text_atomic(out / "table4.md", to_markdown(table, config, long, tests)),
+               write_text_atomic(out / "table4.csv", wide_numbers(summary, ["family", "row"]).to_csv(index=False)),
+               write_text_atomic(out / "table4.tex", latex_table(table, caption, "tab:table4", "Method")),
+               write_text_atomic(out / "table4_runs.csv", long.to_csv(index=False))]
+    if len(tests):
+        written.append(write_text_atomic(out / "table4_significance.csv", tests.to_csv(index=False)))
+    return written

@@ -2,8 +2,8 @@
 
 Each row is one MEML-GRPO method of ``meml.methods`` (its switches read from the name, see
 :func:`meml.paths.meml_variant`), evaluated under ``meml.report_expert`` (the paper reports
-Expert1); a single-expert (MoE off) row uses its own expert. Mean over seeds, from the raw
-evaluation files.
+Expert1); a single-expert (MoE off) row uses its own expert. Mean and 95% interval over seeds,
+from the raw evaluation files; in the paper setting the paper's reported averages follow each block.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import pandas as pd
 
 from meml import paths
 from meml.io import write_text_atomic
-from reports.markdown import family_blocks, setting_lines
-from reports.table4 import COLUMN_NAMES, COLUMN_ORDER, collect
+from reports.latex import latex_table
+from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
+from reports.summary import display_table, per_seed, summarize, wide_numbers
+from reports.table4 import collect, reported_lines
 
 SWITCHES = ("MoE", "HSFT", "IML")
 
@@ -30,19 +32,25 @@ def report_experts(config: dict) -> dict[str, tuple[int]]:
     return out
 
 
+def switches(method: str) -> list[str]:
+    """``on``/``off`` for MoE, HSFT and IML of a MEML-GRPO method name."""
+    v = paths.meml_variant(method)
+    return ["on" if flag else "off" for flag in (v.moe, v.hsft, v.iml)]
+
+
 def build_table5(long: pd.DataFrame) -> pd.DataFrame:
-    """Rows (family, method): the three switches, per-dataset accuracy (mean over seeds) and Avg."""
-    mean = long.groupby(["family", "method", "task"], sort=False)["accuracy"].mean().unstack("task")
-    columns = [c for c in COLUMN_ORDER if c in mean.columns]
-    table = mean[columns].rename(columns=COLUMN_NAMES)
-    table = table.assign(Avg=table.mean(axis=1))
+    """Rows (family, method): the three switches, per-dataset accuracy and Avg (mean ± 95% interval over seeds)."""
+    keys = ["family", "method"]
+    table = display_table(summarize(per_seed(long, keys), keys), keys)
+    flags = [switches(m) for m in table.index.get_level_values("method")]
     for position, name in enumerate(SWITCHES):
-        values = []
-        for method in table.index.get_level_values("method"):
-            v = paths.meml_variant(method)
-            values.append("on" if (v.moe, v.hsft, v.iml)[position] else "off")
-        table.insert(position, name, values)
+        table.insert(position, name, [f[position] for f in flags])
     return table
+
+
+def means(long: pd.DataFrame) -> pd.DataFrame:
+    """Numeric means over seeds, rows (family, method), columns datasets and Avg."""
+    return per_seed(long, ["family", "method"]).groupby(level=["family", "method"], sort=False).mean()
 
 
 def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
@@ -51,18 +59,29 @@ def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
              f"<k>-SFT start, expert k only). HSFT: hard-example buffer. IML: inter-expert mutual learning. "
              f"Inference expert: Expert{config['meml']['report_expert']} (a MoE-off row: its own expert).", "",
              *setting_lines(config, long)]
-    lines += family_blocks(table, "Method")
+    for family in table.index.get_level_values("family").unique():
+        lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
+        lines += markdown_block(table.loc[family], "Method") + [""]
+        lines += reported_lines(config, family, "table5")
     return "\n".join(lines)
 
 
-def write_table5(config: dict) -> tuple[Path, Path]:
-    """Write ``<results>/tables/table5.md`` and ``.csv`` (every seed)."""
+def write_table5(config: dict) -> list[Path]:
+    """Write ``<results>/tables/table5.{md,csv,tex}`` and ``table5_runs.csv`` (every seed)."""
     methods = config["meml"]["methods"]
     if not methods:
         raise ValueError("table5: meml.methods is empty; configure the MEML-GRPO ablation rows")
     long = collect(config, methods, report_experts(config))
+    keys = ["family", "method"]
+    summary = summarize(per_seed(long, keys), keys)
     table = build_table5(long)
+    numbers = wide_numbers(summary, keys)
+    for position, name in enumerate(SWITCHES):
+        numbers.insert(2 + position, name, [switches(m)[position] for m in numbers["method"]])
     out = Path(config["results_dir"]) / "tables"
-    md = write_text_atomic(out / "table5.md", to_markdown(table, config, long))
-    csv = write_text_atomic(out / "table5.csv", long.to_csv(index=False))
-    return md, csv
+    caption = ("Ablation of MEML-GRPO (MoE / HSFT / IML), exact-match accuracy (%), mean ± 95% interval over seeds "
+               + str(sorted(long["seed"].unique().tolist())))
+    return [write_text_atomic(out / "table5.md", to_markdown(table, config, long)),
+            write_text_atomic(out / "table5.csv", numbers.to_csv(index=False)),
+            write_text_atomic(out / "table5.tex", latex_table(table, caption, "tab:table5", "Method")),
+            write_text_atomic(out / "table5_runs.csv", long.to_csv(index=False))]

@@ -17,8 +17,10 @@ from meml import paths
 from meml.data import read_jsonl
 from meml.io import write_text_atomic
 from meml.records import task_of
+from reports.latex import latex_table
 from reports.markdown import family_blocks, setting_lines
-from reports.table4 import pivot, read_result, row_label
+from reports.summary import display_table, per_seed, summarize, wide_numbers
+from reports.table4 import read_result, row_label
 
 VOTE = "majority vote"
 
@@ -93,8 +95,7 @@ def collect_votes(config: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(long: pd.DataFrame, config: dict) -> str:
-    table = pivot(long)
+def to_markdown(table: pd.DataFrame, long: pd.DataFrame, config: dict) -> str:
     lines = ["# Table 6: single expert vs majority vote over the experts, exact-match accuracy (%)", "",
              "Each expert row is greedy decoding under that expert's prompt (one model, one prompt). The vote row "
              "takes, per test item, the answer most experts gave (ties: the lowest-numbered expert's answer).", "",
@@ -103,12 +104,18 @@ def to_markdown(long: pd.DataFrame, config: dict) -> str:
     return "\n".join(lines)
 
 
-def write_table6(config: dict) -> tuple[Path, Path]:
-    """Write ``<results>/tables/table6.md`` and ``.csv`` (every seed)."""
+def write_table6(config: dict) -> list[Path]:
+    """Write ``<results>/tables/table6.{md,csv,tex}`` and ``table6_runs.csv`` (every seed)."""
     if not table6_methods(config):
         raise ValueError("table6: no multi-expert RL method configured (MEML-GRPO or MoE-SFT-<algo>)")
     long = collect_votes(config)
+    keys = ["family", "row"]
+    summary = summarize(per_seed(long, keys), keys)
+    table = display_table(summary, keys)
     out = Path(config["results_dir"]) / "tables"
-    md = write_text_atomic(out / "table6.md", to_markdown(long, config))
-    csv = write_text_atomic(out / "table6.csv", long.to_csv(index=False))
-    return md, csv
+    caption = ("Single expert vs majority vote, exact-match accuracy (%), mean ± 95% interval over seeds "
+               + str(sorted(long["seed"].unique().tolist())))
+    return [write_text_atomic(out / "table6.md", to_markdown(table, long, config)),
+            write_text_atomic(out / "table6.csv", wide_numbers(summary, keys).to_csv(index=False)),
+            write_text_atomic(out / "table6.tex", latex_table(table, caption, "tab:table6", "Method (inference)")),
+            write_text_atomic(out / "table6_runs.csv", long.to_csv(index=False))]

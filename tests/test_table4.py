@@ -40,14 +40,18 @@ def test_means_over_seeds_and_average_column(tmp_path):
     assert table.loc["Expert1-SFT", "GSM8K"] == pytest.approx(100 * (0.55 + 0.01))
     assert table.loc["MoE-SFT (Expert2)", "MathQA"] == pytest.approx(100 * (0.35 + 0.02))
     assert table.loc["MoE-SFT (Expert2)", "Avg"] == pytest.approx(100 * (0.45 + 0.02))
-    md, csv = write_table4(config)
+    md, csv, tex, runs = write_table4(config)
     text = md.read_text()
-    assert "| Expert1-SFT | 56.0 | 36.0 | 46.0 |" in text
-    assert "| MoE-SFT (Expert0) | 55.0 | 35.0 | 45.0 |" in text
-    assert "| Expert1-SFT-GRPO | 56.0 | 36.0 | 46.0 |" in text
+    # seeds 50 and 60 (+ expert): mean 55, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 5 = 63.5
+    assert "| Expert1-SFT | 56.0 ± 63.5 | 36.0 ± 63.5 | 46.0 ± 63.5 |" in text
+    assert "| MoE-SFT (Expert0) | 55.0 ± 63.5 | 35.0 ± 63.5 | 45.0 ± 63.5 |" in text
+    assert "| Expert1-SFT-GRPO | 56.0 ± 63.5 | 36.0 ± 63.5 | 46.0 ± 63.5 |" in text
     assert text.index("| MoE-SFT (Expert2) |") < text.index("| Expert1-SFT-GRPO |")  # SFT rows first
-    assert "NOT the paper's numbers" in text
-    assert len(csv.read_text().strip().splitlines()) == 1 + 2 * 2 * (1 + 3 + 1)
+    assert "NOT the paper's numbers" in text and "unverified" not in text
+    assert len(runs.read_text().strip().splitlines()) == 1 + 2 * 2 * (1 + 3 + 1)
+    numbers = csv.read_text().strip().splitlines()
+    assert len(numbers) == 1 + 5 and numbers[1].startswith("qwen2,Expert1-SFT,56.0,-7.5")
+    assert r"Expert1-SFT & 56.0 $\pm$ 63.5 & 36.0 $\pm$ 63.5 & 46.0 $\pm$ 63.5 \\" in tex.read_text()
 
 
 def test_missing_result_file_is_named(tmp_path):
@@ -82,3 +86,64 @@ def test_paired_outcomes_and_sign_test_by_hand(tmp_path):
     assert read_outcomes(result_file) == {"x": 1.0, "y": 0.0}
     with pytest.raises(FileNotFoundError, match="expert2.samples.jsonl is missing"):
         read_outcomes(tmp_path / "expert2.json")
+
+
+def _write_samples(config, dataset, method, seed, expert, correct):
+    """A result file and its samples file with the given per-item correctness."""
+    path = paths.eval_file(config["results_dir"], "qwen2", dataset, method, seed, expert)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"family": "qwen2", "dataset": dataset, "method": method, "seed": seed,
+                                "expert": expert, "n": len(correct), "accuracy": sum(correct) / len(correct)}))
+    paths.samples_file(path).write_text("".join(json.dumps({"id": f"q{i}", "correct": float(c)}) + "\n"
+                                                for i, c in enumerate(correct)))
+
+
+def test_significance_mark_against_the_strongest_baseline(tmp_path):
+    config = _config(tmp_path)
+    config["datasets"] = ["synth_gsm8k", "synth_mathqa"]
+    config["meml"]["methods"] = ["MEML-GRPO"]
+    n = 40
+    # GSM8K: MEML (Expert1) right on 36/40 items, the strongest baseline (Expert1-SFT-GRPO) on 20: marked *.
+    # MathQA: MEML right on 20, the strongest baseline on 21 (1 item apart): no mark.
+    baseline = {"synth_gsm8k": [1] * 20 + [0] * 20, "synth_mathqa": [1] * 21 + [0] * 19}
+    meml = {"synth_gsm8k": [1] * 36 + [0] * 4, "synth_mathqa": [1] * 20 + [0] * 20}
+    weak = [1] * 10 + [0] * 30
+    for dataset in config["datasets"]:
+        for seed in config["seeds"]:
+            _write_samples(config, dataset, "Expert1-SFT-GRPO", seed, 1, baseline[dataset])
+            _write_samples(config, dataset, "Expert1-SFT", seed, 1, weak)
+            for expert in range(3):
+                _write_samples(config, dataset, "MoE-SFT", seed, expert, weak)
+                _write_samples(config, dataset, "MEML-GRPO", seed, expert, meml[dataset] if expert == 1 else weak)
+    md, *_, tests_csv = write_table4(config)
+    text = md.read_text()
+    assert "| MEML-GRPO (Expert1) | 90.0 ± 0.0 * | 50.0 ± 0.0 | 70.0 ± 0.0 * |" in text  # identical seeds
+    assert "| MEML-GRPO (Expert0) | 25.0 ± 0.0 | 25.0 ± 0.0 | 25.0 ± 0.0 |" in text
+    tests = {row.split(",")[1]: row.split(",") for row in tests_csv.read_text().strip().splitlines()[1:]}
+    assert tests["GSM8K"][3] == "Expert1-SFT-GRPO" and float(tests["GSM8K"][4]) == pytest.approx(40.0)
+    assert tests["MathQA"][3] == "Expert1-SFT-GRPO" and float(tests["MathQA"][4]) == pytest.approx(-2.5)
+    assert tests["MathQA"][-1] == "False" and tests["GSM8K"][-1] == "True"
+    assert float(tests["Avg"][4]) == pytest.approx((40.0 - 2.5) / 2)
+    # a worse MEML is marked with a dagger
+    for seed in config["seeds"]:
+        _write_samples(config, "synth_gsm8k", "MEML-GRPO", seed, 1, [0] * n)
+    assert "| MEML-GRPO (Expert1) | 0.0 ± 0.0 † |" in write_table4(config)[0].read_text()
+
+
+def test_reported_numbers_only_in_the_paper_setting(tmp_path):
+    from reports.reported import reported, shows_reported
+    from reports.table4 import reported_lines
+
+    config = _config(tmp_path)
+    assert not shows_reported(config) and reported_lines(config, "qwen2") == []
+    paper = {**config, "setting": "paper", "datasets": ["gsm8k", "strategyqa", "mathqa"]}
+    lines = "\n".join(reported_lines(paper, "llama"))
+    assert "reported, secondary source, unverified" in lines
+    assert "| MEML-GRPO (Expert1) | 61.0 | 63.3 | 58.4 | 60.9 |" in lines
+    assert "| Expert1-SFT-GRPO | 58.2 | 54.0 | 45.2 | 52.4 |" in lines
+    ablation = reported("table5")
+    assert len(ablation) == 10 and ablation.set_index(["base", "method"]).loc[("Qwen", "MEML-GRPO"), "Avg"] == 77.3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("table,base\ntable4,Qwen\n")
+    with pytest.raises(ValueError, match="bad.csv lacks columns"):
+        reported("table4", bad)

@@ -7,7 +7,7 @@ import pytest
 from meml import paths
 from meml.config import load_config
 from reports.table4 import table4_methods
-from reports.table5 import build_table5, collect, report_experts, write_table5
+from reports.table5 import build_table5, collect, means, report_experts, write_table5
 from reports.table6 import majority_vote, write_table6
 
 ABLATIONS = ["MEML-GRPO", "MEML-GRPO-noIML", "MEML-GRPO-noHSFT", "MEML-GRPO-noHSFT-noIML",
@@ -57,17 +57,23 @@ def test_table4_shows_the_full_method_and_table5_every_ablation(tmp_path):
                     # expert 1 is the one Table 5 reads; others carry a value that must not leak in
                     acc = value + 0.02 * seed - (0.1 if dataset == "synth_strategyqa" else 0) if expert == 1 else 0.0
                     _write_result(config, dataset, method, seed, expert, acc)
-    table = build_table5(collect(config, ABLATIONS, report_experts(config))).loc["qwen2"]
+    long = collect(config, ABLATIONS, report_experts(config))
+    table = build_table5(long).loc["qwen2"]
     assert list(table.columns) == ["MoE", "HSFT", "IML", "GSM8K", "StrategyQA", "Avg"]
-    assert table.loc["MEML-GRPO", "GSM8K"] == pytest.approx(81.0)
-    assert table.loc["MEML-GRPO", "Avg"] == pytest.approx(76.0)
+    assert means(long).loc[("qwen2", "MEML-GRPO"), "GSM8K"] == pytest.approx(81.0)
+    assert means(long).loc[("qwen2", "MEML-GRPO"), "Avg"] == pytest.approx(76.0)
+    assert table.loc["MEML-GRPO", "GSM8K"] == "81.0 ± 12.7"  # seeds 80, 82: t(0.975, 1) * sd / sqrt(2) = 12.706
     assert tuple(table.loc["MEML-GRPO-noIML", ["MoE", "HSFT", "IML"]]) == ("on", "on", "off")
     assert tuple(table.loc["MEML-GRPO-Expert1-noHSFT-noIML", ["MoE", "HSFT", "IML"]]) == ("off", "off", "off")
-    md, csv = write_table5(config)
+    md, csv, tex, runs = write_table5(config)
     text = md.read_text()
-    assert "| MEML-GRPO-noHSFT-noIML | on | off | off | 51.0 | 41.0 | 46.0 |" in text
-    assert "NOT the paper's numbers" in text
-    assert len(csv.read_text().strip().splitlines()) == 1 + 2 * 5 * 2
+    assert "| MEML-GRPO-noHSFT-noIML | on | off | off | 51.0 ± 12.7 | 41.0 ± 12.7 | 46.0 ± 12.7 |" in text
+    assert "NOT the paper's numbers" in text and "reported" not in text
+    assert len(runs.read_text().strip().splitlines()) == 1 + 2 * 5 * 2
+    numbers = csv.read_text().strip().splitlines()
+    assert len(numbers) == 1 + 5 and numbers[0].startswith("family,method,MoE,HSFT,IML,GSM8K,GSM8K_low,GSM8K_high")
+    assert numbers[1].startswith("qwen2,MEML-GRPO,on,on,on,81.0,68.29")
+    assert r"MEML-GRPO-noHSFT-noIML & on & off & off & 51.0 $\pm$ 12.7" in tex.read_text()
 
 
 def test_table6_votes_item_by_item_for_meml_and_the_multi_expert_baseline(tmp_path):
@@ -83,7 +89,7 @@ def test_table6_votes_item_by_item_for_meml_and_the_multi_expert_baseline(tmp_pa
             samples = [{"id": i, "extracted": a[expert], "correct": float(a[expert] == gold[i])}
                        for i, a in answers.items()]
             _write_result(config, "synth_gsm8k", method, 0, expert, sum(s["correct"] for s in samples) / 3, samples)
-    md, csv = write_table6(config)
+    md, csv, tex, runs = write_table6(config)
     text = md.read_text()
     assert "| MEML-GRPO (Expert1) | 66.7 | 66.7 |" in text
     assert "| MEML-GRPO (majority vote) | 33.3 | 33.3 |" in text
