@@ -23,7 +23,7 @@ from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
 from reports.paired import read_outcomes
 from reports.reported import SOURCE_NOTE, reported, shows_reported
 from reports.stats import paired_bootstrap
-from reports.summary import COLUMN_NAMES, COLUMN_ORDER, display_table, per_seed, summarize, wide_numbers
+from reports.summary import COLUMN_NAMES, display_table, per_seed, summarize, wide_numbers
 
 
 def read_result(path: str | Path) -> dict:
