@@ -13,6 +13,9 @@ min_version("9.0")
 configfile: "workflow/config/default.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate_config(normalize_command_line(config), "workflow config")
 RESULTS = config["results_dir"]
 CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")
@@ -27,12 +30,10 @@ include: "workflow/rules/sft.smk"
 include: "workflow/rules/rl.smk"
 include: "workflow/rules/meml.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/complementarity.smk"
 include: "workflow/rules/reports.smk"
 
 
 rule all:
     input:
-        f"{RESULTS}/tables/table4.md",
-        f"{RESULTS}/tables/table4.csv",
-        [f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv")] if MEML_METHODS else [],
-        [f"{RESULTS}/tables/table6.{ext}" for ext in ("md", "csv")] if TABLE6_METHODS else [],
+        final_outputs(),

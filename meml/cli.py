@@ -72,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p = sub.add_parser("table6", help="build results/tables/table6.{md,csv}: single expert vs majority vote")
     _add_config(p)
+    p = sub.add_parser("sample", help="sample every compared expert's ExpertK-SFT model several times per test "
+                                      "item (error-complementarity analysis)")
+    _add_config(p)
+    _add_run(p, seed=False)
+    p.add_argument("--seed", type=int, required=True, help="run seed")
+    p = sub.add_parser("complementarity", help="build results/tables/complementarity.{md,csv,tex} from the sampled "
+                                               "files: the experts' error overlap")
+    _add_config(p)
+    p = sub.add_parser("figures", help="build results/figures/figure2 and sparsity (.png, .pdf) from the RL logs")
+    _add_config(p)
+    p.add_argument("--only", choices=["figure2", "sparsity"], help="build one figure only")
+    p = sub.add_parser("sweeps", help="build results/sweeps/: the sweep table, and a table and plot per swept option")
+    _add_config(p)
+    p = sub.add_parser("reports", help="rebuild every table and figure from the results already there (seconds)")
+    _add_config(p)
+    p.add_argument("--only", nargs="+", help="outputs to rebuild (table4 table5 table6 complementarity figure2 "
+                                             "sparsity, or sweeps)")
     return parser
 
 
@@ -130,6 +147,27 @@ def main(argv: list[str] | None = None) -> int:
         from reports.table6 import write_table6
 
         write_table6(config)
+    elif args.command == "sample":
+        stages.sample_experts(config, args.family, args.dataset, args.seed)
+    elif args.command == "complementarity":
+        from reports.complementarity import write_complementarity
+
+        write_complementarity(config)
+    elif args.command == "figures":
+        from reports.figures import write_figure2, write_sparsity
+
+        if args.only in (None, "figure2"):
+            write_figure2(config)
+        if args.only in (None, "sparsity"):
+            write_sparsity(config)
+    elif args.command == "sweeps":
+        from reports.sweeps import write_sweeps
+
+        write_sweeps(config)
+    elif args.command == "reports":
+        from reports.build import rebuild
+
+        rebuild(config, args.only)
     logging.getLogger("meml").info("%s done in %.1f s", args.command, time.time() - start)
     return 0
 

@@ -24,7 +24,16 @@ def _schema() -> dict:
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
-    """Check ``config`` against the schema and cross-key rules; raise :class:`ConfigError` naming the key."""
+    """Check ``config`` against the schema and cross-key rules; raise :class:`ConfigError` naming the key.
+
+    List-valued numeric RL options are first moved under ``sweep:`` (:func:`meml.sweeps.extract_sweeps`).
+    """
+    from meml.sweeps import SweepError, extract_sweeps
+
+    try:
+        extract_sweeps(config)
+    except SweepError as err:
+        raise ConfigError(f"{source}: {err}") from err
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -88,6 +97,13 @@ def validate_config(config: dict, source: str = "config") -> dict:
             f"{source}: datasets {real} are real benchmarks but experts.sources{programmatic} are programmatic "
             "teachers, which only work on the synthetic datasets"
         )
+    for expert in config["complementarity"]["experts"] or []:
+        if expert >= n_experts:
+            raise ConfigError(f"{source}: complementarity.experts: expert {expert} is beyond the {n_experts} "
+                              "configured experts")
+        if f"Expert{expert}-SFT" not in config["sft"]["methods"]:
+            raise ConfigError(f"{source}: complementarity.experts: expert {expert} needs Expert{expert}-SFT, "
+                              "which is not in sft.methods")
     return config
 
 
@@ -128,3 +144,13 @@ def write_resolved_config(config: dict, path: str | Path) -> Path:
     from meml.io import write_text_atomic
 
     return write_text_atomic(path, text)
+
+
+def complementarity_experts(config: dict) -> list[int]:
+    """Experts of the error-complementarity analysis: ``complementarity.experts``, or (null) every
+    expert with an ``Expert<k>-SFT`` method in ``sft.methods``, in index order."""
+    chosen = config["complementarity"]["experts"]
+    if chosen is not None:
+        return sorted(chosen)
+    n_experts = len(config["experts"]["prompts"])
+    return [k for k in range(n_experts) if f"Expert{k}-SFT" in config["sft"]["methods"]]

@@ -34,8 +34,18 @@ def _process_results(doc: dict, results: list[str]) -> dict:
     return {"exact_match": accuracy_reward(doc["task"], completion, doc["answer"], doc["options"] or None)}
 
 
-def task_config(name: str, docs_path: str | Path, max_new_tokens: int) -> dict:
-    """An lm-eval task config (as a dict) for one dataset's documents."""
+def task_config(name: str, docs_path: str | Path, max_new_tokens: int, temperature: float | None = None,
+                repeats: int = 1) -> dict:
+    """An lm-eval task config (as a dict) for one dataset's documents.
+
+    Greedy by default; with ``temperature`` the model samples (plain temperature sampling, no top-k or
+    top-p truncation, as the RL rollouts sample) and lm-eval draws ``repeats`` completions per document.
+    """
+    if temperature is None:
+        generation = {"until": [], "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens}
+    else:
+        generation = {"until": [], "do_sample": True, "temperature": float(temperature), "top_k": 0, "top_p": 1.0,
+                      "max_gen_toks": max_new_tokens}
     return {
         "task": name,
         "dataset_path": "json",
@@ -47,7 +57,8 @@ def task_config(name: str, docs_path: str | Path, max_new_tokens: int) -> dict:
         "target_delimiter": "",
         "process_results": _process_results,
         "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
-        "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens},
+        "generation_kwargs": generation,
+        "repeats": repeats,
         "num_fewshot": 0,
         "metadata": {"version": 1.0},
     }
@@ -98,6 +109,56 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
         out[expert] = (summary, samples)
         log.info("%s expert %d: accuracy %.3f on %d items", task_name, expert, summary["accuracy"], summary["n"])
     return out
+
+
+def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, system_prompt: str, samples: int,
+                 temperature: float, max_new_tokens: int = 96, batch_size: int = 64, threads: int = 1,
+                 seed: int = 0) -> list[dict]:
+    """``samples`` sampled completions per test item of one model under one system prompt.
+
+    lm-eval's task option ``repeats`` sends every document ``samples`` times; the HF backend samples
+    each copy independently (``do_sample``, ``temperature``). lm-eval seeds Python, NumPy and torch
+    from ``seed`` before it runs, so on CPU the same seed, model, documents and batch size give the
+    same completions. Each completion is scored with :func:`meml.rewards.accuracy_reward`.
+    Returns one row per item in document order: ``{"id", "slice", "answer", "completions",
+    "extracted", "correct"}`` with lists of length ``samples`` (correct: 0 or 1).
+    """
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    if samples < 1:
+        raise ValueError(f"sample_model: samples must be at least 1, got {samples}")
+    torch.set_num_threads(threads)
+    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device="cpu", dtype="float32")
+    results = simple_evaluate(
+        model=lm,
+        tasks=[task_config(task_name, docs_path, max_new_tokens, temperature=temperature, repeats=samples)],
+        apply_chat_template=True,
+        system_instruction=system_prompt,
+        log_samples=True,
+        task_manager=TaskManager(include_defaults=False),
+        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+        bootstrap_iters=0,
+    )
+    rows = []
+    for s in sorted(results["samples"][task_name], key=lambda s: s["doc_id"]):
+        doc = s["doc"]
+        completions = list(s["resps"][0]) if s["resps"] else []  # one request per document, `samples` responses
+        if len(completions) != samples:
+            raise RuntimeError(f"{task_name}: lm-eval returned {len(completions)} completions for item {doc['id']}, "
+                               f"expected {samples}")
+        options = doc["options"] or None
+        rows.append({
+            "id": doc["id"], "slice": doc["slice"], "answer": doc["answer"],
+            "completions": completions,
+            "extracted": [extract_answer(doc["task"], c, options) for c in completions],
+            "correct": [int(accuracy_reward(doc["task"], c, doc["answer"], options)) for c in completions],
+        })
+    log.info("%s: %d items x %d samples at temperature %g, accuracy %.3f", task_name, len(rows), samples,
+             temperature, sum(sum(r["correct"]) for r in rows) / max(1, len(rows) * samples))
+    return rows
 
 
 def summarize(samples: Sequence[dict]) -> dict:

@@ -32,8 +32,9 @@ def meml_variant(method: str) -> MEMLVariant | None:
     Grammar: ``MEML-GRPO`` then, in this order and each optional, ``-Expert<k>`` (MoE off: start
     from ExpertK-SFT and sample under expert k only), ``-noHSFT`` (no hard-example buffer),
     ``-noIML`` (no mutual learning). Mutual learning needs two experts, so ``-Expert<k>`` requires
-    ``-noIML``. Errors name the method.
+    ``-noIML``. A sweep tag (``+key=value``, :mod:`meml.sweeps`) is ignored. Errors name the method.
     """
+    method = method.split("+", 1)[0]
     if method != MEML_METHOD and not method.startswith(MEML_METHOD + "-"):
         return None
     parts = method[len(MEML_METHOD):].split("-")[1:]
@@ -95,7 +96,8 @@ def rl_manifest(root, family: str, dataset: str, algorithm: str, seed: int) -> P
 
 
 def rl_algorithm(method: str) -> str | None:
-    """``"MoE-SFT-DAPO"`` -> ``"DAPO"``; None for an SFT method."""
+    """``"MoE-SFT-DAPO"`` -> ``"DAPO"`` (a sweep tag ``+key=value`` is ignored); None for an SFT method."""
+    method = method.split("+", 1)[0]
     for algorithm in RL_ALGORITHMS:
         if method.endswith("-SFT-" + algorithm):
             return algorithm
@@ -128,3 +130,12 @@ def method_experts(method: str, n_experts: int) -> tuple[int, ...]:
     if method.startswith("Expert") and method[6:].split("-")[0].isdigit():
         return (int(method[6:].split("-")[0]),)
     return tuple(range(n_experts))
+
+
+def sampled_file(root, family: str, dataset: str, method: str, seed: int, expert: int, summary: bool = False) -> Path:
+    """Sampled completions of one model under inference expert ``expert`` (error-complementarity analysis).
+
+    One JSON Lines row per test item; ``summary=True`` gives the JSON summary written beside it.
+    """
+    folder = Path(root) / "sampled" / family / dataset / method / f"seed{seed}"
+    return folder / f"expert{expert}.{'json' if summary else 'jsonl'}"

@@ -50,6 +50,9 @@ class MEMLConfig:
     buffer_reference: str = _help(
         "The answer the buffer trains on: 'rationale' (the dataset's reference solution) or 'own_rollout' (one "
         "of the expert's own correct answers of that step; the item is skipped when it has none).", "rationale")
+    num_experts: int | None = _help(
+        "With MoE on: RIEL samples under the first k expert prompts only (None: every configured expert). The "
+        "start model is still the MoE-SFT model of all experts; mutual learning needs k >= 2.")
     single_expert: int | None = _help("Set from the method name: None = MoE (every expert), k = expert k only.")
     hsft: bool = _help("Set from the method name: the hard-example buffer is used.", True)
     iml: bool = _help("Set from the method name: inter-expert mutual learning is used.", True)
@@ -66,6 +69,8 @@ class MEMLConfig:
         for name in ("lambda1", "lambda2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"meml.{name} must be >= 0, got {getattr(self, name)}")
+        if self.num_experts is not None and self.num_experts < 1:
+            raise ValueError(f"meml.num_experts must be >= 1 or null, got {self.num_experts}")
         if self.buffer_k < 0 or self.buffer_capacity < 1:
             raise ValueError(f"meml.buffer_k must be >= 0 and meml.buffer_capacity >= 1, got "
                              f"{self.buffer_k}, {self.buffer_capacity}")
@@ -89,7 +94,11 @@ class MEMLConfig:
     def experts(self, n_experts: int) -> list[int]:
         """The expert prompts the rollouts use."""
         if self.single_expert is None:
-            return list(range(n_experts))
+            k = self.num_experts or n_experts
+            if k > n_experts or (self.iml and k < 2):
+                raise ValueError(f"meml.num_experts = {k}: needs {'2' if self.iml else '1'} to {n_experts} experts "
+                                 f"(the configured expert prompts){'; mutual learning needs two' if self.iml else ''}")
+            return list(range(k))
         if self.single_expert >= n_experts:
             raise ValueError(f"MEML single expert {self.single_expert}: only {n_experts} experts are configured")
         return [self.single_expert]

@@ -211,8 +211,18 @@ def _already_trained(out: Path, identity: str) -> bool:
 
 
 def rl_methods(config: dict, algorithm: str) -> list[str]:
-    """The configured RL methods of one algorithm, e.g. ``[Expert0-SFT-GRPO, ..., MoE-SFT-GRPO]``."""
-    return [m for m in config["rl"]["methods"] if paths.rl_algorithm(m) == algorithm]
+    """The configured RL methods of one algorithm, e.g. ``[Expert0-SFT-GRPO, ..., MoE-SFT-GRPO]``, each once
+    per sweep point when options of it are swept (:func:`meml.sweeps.expand_methods`)."""
+    from meml.sweeps import expand_methods
+
+    return expand_methods(config, [m for m in config["rl"]["methods"] if paths.rl_algorithm(m) == algorithm])
+
+
+def meml_methods(config: dict) -> list[str]:
+    """The configured MEML-GRPO methods, each once per sweep point of its swept options."""
+    from meml.sweeps import expand_methods
+
+    return expand_methods(config, config["meml"]["methods"])
 
 
 def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, methods: list[str] | None = None) -> Path:
@@ -228,12 +238,15 @@ def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, metho
     from meml.io import write_json_atomic
     from meml.records import task_of
 
+    from meml.sweeps import apply_point
+
     root = _root(config)
     records = rl_records(config, dataset)
     prompts = config["experts"]["prompts"]
-    run = RLRunConfig.for_algorithm(algorithm, config["rl"]).with_seed(seed, config["threads_per_job"])
     runs = {}
     for method in methods or rl_methods(config, algorithm):
+        settings = apply_point(config, method)["rl"]
+        run = RLRunConfig.for_algorithm(algorithm, settings).with_seed(seed, config["threads_per_job"])
         start, method_algorithm = split_method(method)
         if method_algorithm != algorithm:
             raise ValueError(f"rl: method {method} is not a {algorithm} method")
@@ -267,8 +280,12 @@ def riel(config: dict, family: str, dataset: str, seed: int, method: str) -> Pat
     from meml.config import config_digest
     from meml.records import task_of
     from meml.riel_config import MEMLConfig
+    from meml.sweeps import apply_point
     from meml.trainer import meml_rows, trainer_builder
 
+    if method not in meml_methods(config):
+        raise ValueError(f"riel: {method} is not a configured MEML-GRPO method (meml.methods, with sweep points)")
+    config = apply_point(config, method)
     root = _root(config)
     prompts = config["experts"]["prompts"]
     settings = MEMLConfig.for_method(method, config["meml"])
@@ -315,4 +332,51 @@ def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[s
                             "seed": seed, "expert": expert, "model": str(model)}
                 write_result(result, paths.samples_file(result), summary, samples, identity, provenance(config, seed))
                 written.append(result)
+    return written
+
+
+def sample_experts(config: dict, family: str, dataset: str, seed: int) -> list[Path]:
+    """Sample every compared expert's ExpertK-SFT model (error-complementarity analysis); return the files.
+
+    Expert k's model answers the first ``complementarity.max_items`` test items under expert k's
+    prompt, ``complementarity.samples`` times each at ``complementarity.temperature``. The sampling
+    seed is ``1000 * seed + k``: a stream shared by all experts would correlate their draws and so
+    their errors. Per expert: ``paths.sampled_file`` (one row per item) and a JSON summary beside it.
+    """
+    from meml.config import complementarity_experts
+    from meml.evaluation import sample_model, write_task_docs
+    from meml.io import write_json_atomic, write_jsonl_atomic
+    from meml.records import task_of
+
+    settings = config["complementarity"]
+    records = _cap(test_records(config, dataset), settings["max_items"])
+    if not records:
+        raise ValueError(f"sample: {dataset} has no test items")
+    prompts = config["experts"]["prompts"]
+    root = _root(config)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="meml-sample-") as tmp:
+        docs = write_task_docs(records, Path(tmp) / f"{dataset}.jsonl")
+        for expert in complementarity_experts(config):
+            method = f"Expert{expert}-SFT"
+            model = paths.model_dir(root, family, dataset, method, seed)
+            if not (model / "run.json").exists():
+                raise FileNotFoundError(f"sample: {method} model {model} is missing; run the sft stage first")
+            rows = sample_model(model, docs, f"meml_{dataset}", prompts[expert], settings["samples"],
+                                settings["temperature"], max_new_tokens=config["eval"]["max_new_tokens"],
+                                batch_size=config["eval"]["batch_size"], threads=config["threads_per_job"],
+                                seed=1000 * seed + expert)
+            out = paths.sampled_file(root, family, dataset, method, seed, expert)
+            runs = [sum(1 - row["correct"][r] for row in rows) / len(rows) for r in range(settings["samples"])]
+            summary = {"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,
+                       "expert": expert, "model": str(model), "system_prompt": prompts[expert],
+                       "samples": settings["samples"], "temperature": settings["temperature"],
+                       "max_items": settings["max_items"], "sampling_seed": 1000 * seed + expert, "n": len(rows),
+                       "error_rate": sum(runs) / len(runs), "error_rate_by_run": runs,
+                       "samples_file": out.name, **provenance(config, seed)}
+            write_jsonl_atomic(out, rows)
+            write_json_atomic(paths.sampled_file(root, family, dataset, method, seed, expert, summary=True), summary)
+            written.append(out)
+            log.info("%s %s %s seed %d: error rate %.3f over %d runs of %d items", family, dataset, method, seed,
+                     summary["error_rate"], settings["samples"], len(rows))
     return written

@@ -55,7 +55,7 @@ def test_cli_lists_every_stage(capsys):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
     for stage in ("make-world", "experts", "build-tiny", "pretrain", "sft", "rl", "riel", "evaluate", "compare",
-                  "table4", "table5", "table6"):
+                  "table4", "table5", "table6", "sample", "complementarity", "figures", "sweeps", "reports"):
         assert stage in text
 
 
@@ -77,7 +77,8 @@ def test_dry_run_lists_the_plan(tmp_path):
     for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 6),
                         ("evaluate", 6), ("rl", 18), ("evaluate_GRPO", 6),
                         ("evaluate_DrGRPO", 6), ("evaluate_DAPO", 6), ("riel", 30), ("evaluate_meml", 6),
-                        ("table4", 1), ("table5", 1), ("table6", 1)):
+                        ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 6), ("complementarity", 1),
+                        ("figure2", 1), ("sparsity", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 

@@ -11,7 +11,8 @@ import re
 METHODS = config["sft"]["methods"]
 RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
 N_EXPERTS = len(config["experts"]["prompts"])
-MEML_METHODS = config["meml"]["methods"]
+MEML_METHODS = stages.meml_methods(config)  # every method once per sweep point (meml/sweeps.py)
+SWEEP = bool(config.get("sweep"))
 TABLE6_METHODS = table6_methods(config)
 SYNTH_TASKS = [d[len("synth_"):] for d in DATASETS if d.startswith("synth_")]
 

@@ -1,0 +1,156 @@
+"""Ablation sweeps: list-valued numeric options of the RL methods expand into one run per combination.
+
+Any numeric option of the ``rl`` section (every RL method and MEML-GRPO), of ``rl.algorithms.<name>``
+(that algorithm's methods; MEML-GRPO runs on GRPO's) or of ``meml`` (MEML-GRPO) may be given a list
+in the workflow config, or listed under ``sweep:`` with its dotted name::
+
+    meml: {lambda1: [0.5, 1.0, 2.0], lambda2: [0.0, 1.0]}      # or
+    sweep: {meml.lambda1: [0.5, 1.0, 2.0], meml.lambda2: [0.0, 1.0]}
+
+:func:`extract_sweeps` moves in-place lists under ``sweep:`` (the option keeps the first value, so
+the rest of the config stays scalar and validates as usual). Every method an option applies to then
+runs once per point of the product of its options' values, under a tagged name such as
+``MEML-GRPO+lambda1=0.5+lambda2=0`` (``+<option>=<value>``, options in config order; an algorithm
+option is tagged ``<algorithm>.<option>``). :func:`apply_point` gives a tagged method's config.
+Options upstream of RL (pretraining, SFT, experts, data) are not swept: their lists are an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import numbers
+
+from meml import paths
+
+SECTIONS = ("rl", "meml")
+NOT_OPTIONS = {"rl": {"methods", "algorithms"}, "meml": {"methods", "report_expert"}}
+TAG = "+"
+
+
+class SweepError(ValueError):
+    """A sweep setting that cannot be run; the message names the config key."""
+
+
+def _is_number_list(value) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in value))
+
+
+def extract_sweeps(config: dict) -> dict:
+    """Move list-valued numeric options of ``rl``, ``rl.algorithms.*`` and ``meml`` under ``config["sweep"]``."""
+    sweep = dict(config.get("sweep") or {})
+    places = [("rl", config.get("rl") or {}), ("meml", config.get("meml") or {})]
+    places += [(f"rl.algorithms.{name}", section or {})
+               for name, section in ((config.get("rl") or {}).get("algorithms") or {}).items()]
+    for prefix, section in places:
+        skip = NOT_OPTIONS.get(prefix, set())
+        for key, value in list(section.items()):
+            if key in skip or not _is_number_list(value):
+                continue
+            dotted = f"{prefix}.{key}"
+            if dotted in sweep and list(sweep[dotted]) != value:
+                raise SweepError(f"{dotted}: a list in place and a different one under sweep.{dotted}")
+            sweep[dotted] = list(value)
+            section[key] = value[0]
+    for dotted, values in sweep.items():
+        _check_option(config, dotted, values)
+        _set(config, dotted, values[0])
+    config["sweep"] = sweep
+    short = [short_name(d) for d in sweep]
+    if len(set(short)) != len(short):
+        raise SweepError(f"sweep: two swept options share a short name ({short}); sweep one of them at a time")
+    return config
+
+
+def _check_option(config: dict, dotted: str, values) -> None:
+    parts = dotted.split(".")
+    ok = (parts[0] in SECTIONS and len(parts) == 2 and parts[1] not in NOT_OPTIONS[parts[0]]) or (
+        parts[:2] == ["rl", "algorithms"] and len(parts) == 4 and parts[2] in paths.RL_ALGORITHMS)
+    if not ok:
+        raise SweepError(f"sweep.{dotted}: only numeric options of rl, rl.algorithms.<name> and meml can be swept "
+                         f"(pretraining, SFT, experts and data are shared by every run)")
+    if not _is_number_list(values):
+        raise SweepError(f"sweep.{dotted}: expected a non-empty list of numbers, got {values!r}")
+    if len(set(values)) != len(values):
+        raise SweepError(f"sweep.{dotted}: repeated values {values}")
+
+
+def _set(config: dict, dotted: str, value) -> None:
+    *parents, key = dotted.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[key] = value
+
+
+def short_name(dotted: str) -> str:
+    """``meml.lambda1`` -> ``lambda1``; ``rl.algorithms.DAPO.max_sampling_rounds`` -> ``DAPO.max_sampling_rounds``."""
+    parts = dotted.split(".")
+    return ".".join(parts[2:]) if parts[:2] == ["rl", "algorithms"] else parts[-1]
+
+
+def format_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def base_method(method: str) -> str:
+    """The method name without its sweep tag."""
+    return method.split(TAG, 1)[0]
+
+
+def options_of(config: dict, method: str) -> list[str]:
+    """The swept options (dotted) that apply to ``method``, in config order."""
+    base = base_method(method)
+    is_meml = paths.meml_variant(base) is not None
+    algorithm = "GRPO" if is_meml else paths.rl_algorithm(base)
+    out = []
+    for dotted in config.get("sweep") or {}:
+        parts = dotted.split(".")
+        if parts[0] == "meml" and not is_meml:
+            continue
+        if parts[:2] == ["rl", "algorithms"] and parts[2] != algorithm:
+            continue
+        if algorithm is None:  # an SFT method: nothing here applies
+            continue
+        out.append(dotted)
+    return out
+
+
+def expand_methods(config: dict, methods: list[str]) -> list[str]:
+    """Every method of ``methods`` once per point of the product of its swept options (untouched if none)."""
+    out = []
+    for method in methods:
+        options = options_of(config, method)
+        if not options:
+            out.append(method)
+            continue
+        for values in itertools.product(*(config["sweep"][o] for o in options)):
+            out.append(method + "".join(f"{TAG}{short_name(o)}={format_value(v)}" for o, v in zip(options, values)))
+    return out
+
+
+def point_of(config: dict, method: str) -> dict:
+    """``{dotted option: value}`` of a tagged method; errors name the method."""
+    tags = method.split(TAG)[1:]
+    options = {short_name(o): o for o in options_of(config, method)}
+    point = {}
+    for tag in tags:
+        name, _, text = tag.partition("=")
+        if name not in options:
+            raise SweepError(f"{method}: {name!r} is not a swept option of this method ({sorted(options)})")
+        match = [v for v in config["sweep"][options[name]] if format_value(v) == text]
+        if not match:
+            raise SweepError(f"{method}: {text!r} is not one of sweep.{options[name]} {config['sweep'][options[name]]}")
+        point[options[name]] = match[0]
+    return point
+
+
+def apply_point(config: dict, method: str) -> dict:
+    """A copy of ``config`` with the option values of a tagged method set (``config`` itself when untagged)."""
+    if TAG not in method:
+        return config
+    out = copy.deepcopy(config)
+    for dotted, value in point_of(config, method).items():
+        _set(out, dotted, value)
+    return out

@@ -1,0 +1,50 @@
+# Error-complementarity analysis: every compared expert's ExpertK-SFT model sampled several times per
+# test item (rule sample), then the experts' error overlap (rule complementarity). Uses common.smk.
+from meml.config import complementarity_experts
+
+COMPLEMENTARITY_EXPERTS = complementarity_experts(config)
+
+
+def sampled_outputs(family, dataset, seed):
+    """The sampled files (rows and summary) of every compared expert of one (family, dataset, seed)."""
+    return [str(paths.sampled_file(RESULTS, family, dataset, f"Expert{k}-SFT", seed, k, summary=s))
+            for k in COMPLEMENTARITY_EXPERTS for s in (False, True)]
+
+
+def complementarity_outputs():
+    """The complementarity table files, for the `all` rule (none when no expert can be compared)."""
+    if not COMPLEMENTARITY_EXPERTS:
+        return []
+    return [f"{RESULTS}/tables/complementarity.{ext}" for ext in ("md", "csv", "tex")]
+
+
+if COMPLEMENTARITY_EXPERTS:
+
+    rule sample:
+        input:
+            lambda wc: dataset_inputs(wc.dataset),
+            models=sft_outputs("{family}", "{dataset}", "{seed}"),
+        output:
+            sampled_outputs("{family}", "{dataset}", "{seed}"),
+        params:
+            digest=config_digest(config["complementarity"], config["eval"], config["data"],
+                                 config["experts"]["prompts"]),
+        threads: config["threads_per_job"]
+        log:
+            f"{RESULTS}/logs/sample/{{family}}/{{dataset}}/seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/sample/{{family}}/{{dataset}}/seed{{seed}}.tsv",
+        shell:
+            "{MEML} sample {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"
+
+    rule complementarity:
+        input:
+            [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in sampled_outputs(fam, d, s)],
+        output:
+            complementarity_outputs(),
+        log:
+            f"{RESULTS}/logs/complementarity.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/complementarity.tsv",
+        shell:
+            "{MEML} complementarity {CFG} > {log} 2>&1"
