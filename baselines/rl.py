@@ -32,7 +32,8 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "rng_state.pth")
 
 
 def split_method(method: str) -> tuple[str, str]:
-    """``"Expert1-SFT-Dr.GRPO"`` -> ``("Expert1-SFT", "Dr.GRPO")``; errors name the method."""
+    """``"Expert1-SFT-Dr.GRPO"`` -> ``("Expert1-SFT", "Dr.GRPO")`` (a sweep tag is ignored); errors name the method."""
+    method = method.split("+", 1)[0]
     for algorithm in ALGORITHMS:
         suffix = "-" + algorithm
         if method.endswith(suffix):
