@@ -113,13 +113,14 @@ MINI = {
                         "intermediate_size": 64, "max_position_embeddings": 256},
                "pretrain": {"steps": 3, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0,
                             "max_length": 192, "seed": 0, "drill_rows": 8}},
-    "sft": {"methods": ["Expert1-SFT", "MoE-SFT"], "steps": 2, "batch_size": 4, "learning_rate": 1e-3,
+    "sft": {"methods": ["Expert0-SFT", "Expert1-SFT", "MoE-SFT"], "steps": 2, "batch_size": 4, "learning_rate": 1e-3,
             "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "max_length": 192, "assistant_only_loss": True},
     "rl": {"methods": ["Expert1-SFT-GRPO", "MoE-SFT-DAPO"], "steps": 2, "prompts_per_step": 2, "num_generations": 2,
            "max_completion_length": 12, "save_steps": 1, "algorithms": {"DAPO": {"max_sampling_rounds": 2}}},
     "meml": {"methods": ["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"], "questions_per_step": 1,
              "buffer_k": 0, "buffer_capacity": 2, "buffer_probability": "always"},
     "eval": {"max_new_tokens": 12, "batch_size": 16},
+    "complementarity": {"samples": 2, "temperature": 1.0, "max_items": 5, "experts": None},
 }
 
 
@@ -153,6 +154,30 @@ def test_workflow_runs_end_to_end_and_resumes(tmp_path):
     assert len(samples) == 9
     again = _snakemake("-n", "--cores", "2", "--configfile", str(config))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    results = tmp_path / "results"
+    complementarity = (results / "tables" / "complementarity.md").read_text()
+    assert "Expert0" in complementarity and "Expert1" in complementarity
+    for name in ("figure2.png", "figure2.pdf", "figure2_qwen2.png", "sparsity.png"):
+        assert (results / "figures" / name).stat().st_size > 1000, name
+    # deleting one figure rebuilds only it
+    (results / "figures" / "sparsity.png").unlink()
+    rebuilt = _snakemake("--cores", "1", "--configfile", str(config))
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    jobs = [line.split() for line in (rebuilt.stdout + rebuilt.stderr).splitlines()]
+    assert ["sparsity", "1"] in jobs and not any(j[:1] in (["figure2"], ["table4"], ["riel"]) and j[1:] == ["1"]
+                                                  for j in jobs)
+    assert (results / "figures" / "sparsity.png").exists()
+    # the self-contained HTML report holds the tables and figures
+    report = _snakemake("--configfile", str(config), "--report", str(results / "report.html"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (results / "report.html").stat().st_size > 10_000
+    # every table and figure again from the existing results, in one command
+    resolved = results / "config.yaml"
+    done = subprocess.run([sys.executable, "-m", "meml", "reports", "--config", str(resolved)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for table in ("table4", "table5", "table6", "complementarity"):
+        assert f"tables/{table}.md" in done.stderr
 
 
 def _rl_job_pids(results):

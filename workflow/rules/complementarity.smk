@@ -41,7 +41,8 @@ if COMPLEMENTARITY_EXPERTS:
         input:
             [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in sampled_outputs(fam, d, s)],
         output:
-            complementarity_outputs(),
+            [report(f, caption="../report/complementarity.rst", category="Tables") if f.endswith(".md") else f
+             for f in complementarity_outputs()],
         log:
             f"{RESULTS}/logs/complementarity.log",
         benchmark:
