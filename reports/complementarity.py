@@ -43,7 +43,9 @@ from meml.data import read_jsonl
 from meml.io import write_text_atomic
 from reports.latex import latex_table
 from reports.markdown import FAMILY_NAMES, markdown_block
+from reports.reported import shows_reported
 from reports.stats import mean_interval
+from reports.summary import interval_cell
 
 ERROR_RATE = "Error rate"
 ALL_WRONG = "Errors all experts make"
@@ -183,15 +185,6 @@ def aggregate(long: pd.DataFrame, experts: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def interval_cell(mean: float, low: float, high: float) -> str:
-    """``37.5 ± 4.2`` (half-width of the 95% interval), ``37.5`` without an interval, ``-`` for no value."""
-    if mean is None or math.isnan(mean):
-        return "-"
-    if low is None or math.isnan(low):
-        return f"{mean:.1f}"
-    return f"{mean:.1f} ± {(high - low) / 2:.1f}"
-
-
 def display(summary: pd.DataFrame, experts: list[int]) -> pd.DataFrame:
     """Text cells indexed by (family, Dataset) with an Expert column first."""
     data = {"Expert": [f"Expert{k}" for k in summary["expert"]]}
@@ -222,9 +215,10 @@ def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
               "share of expert k's errors that every compared expert also gets wrong. Solved by Expert j = share "
               "of k's errors that expert j gets right in the same run. Solved by another expert = share of k's errors "
               "some other expert gets right (100 minus the previous share). Means over runs; `-`: undefined "
-              "(no error, or the expert itself).", "",
-              "The paper reports (GSM8K, from a secondary summary, NOT verified against the paper): about 30% of "
-              "error samples are made by all experts, and over 60% of one expert's errors are solved by another.", ""]
+              "(no error, or the expert itself).", ""]
+    if shows_reported(config):
+        lines += ["The paper reports (GSM8K; reported, secondary source, unverified): about 30% of error samples are "
+                  "made by all experts, and over 60% of one expert's errors are solved by another.", ""]
     for family in table.index.get_level_values("family").unique():
         lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
         lines += markdown_block(table.loc[family], "Dataset") + [""]
