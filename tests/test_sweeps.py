@@ -118,3 +118,12 @@ def test_example_sweep_config_plans_the_product(tmp_path):
     assert "table4" not in counts  # a sweep builds its own tables, not the paper's
     example = yaml.safe_load((REPO / "workflow" / "config" / "sweep_lambda.yaml").read_text())
     assert example["meml"]["lambda1"] == [0.0, 0.5, 1.0, 2.0]
+
+
+def test_reports_rebuild_names_unknown_outputs_and_builds_sweeps_in_sweep_mode():
+    from reports.build import builders, rebuild
+
+    assert list(builders(load_config())) == ["table4", "table5", "table6", "complementarity", "figure2", "sparsity"]
+    assert list(builders(_config(meml__lambda1=[0.0, 1.0]))) == ["sweeps"]
+    with pytest.raises(ValueError, match=r"unknown output\(s\) \['table9'\]"):
+        rebuild(load_config(), ["table9"])
