@@ -74,10 +74,11 @@ def test_dry_run_lists_the_plan(tmp_path):
     done = _snakemake("-n", "--cores", "2", "--config", f"results_dir={tmp_path}")
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
-    for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 6),
-                        ("evaluate", 6), ("rl", 18), ("evaluate_GRPO", 6),
-                        ("evaluate_DrGRPO", 6), ("evaluate_DAPO", 6), ("riel", 30), ("evaluate_meml", 6),
-                        ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 6), ("complementarity", 1),
+    # 2 families x 3 datasets x 3 seeds = 18 (family, dataset, seed) units
+    for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 18),
+                        ("evaluate", 18), ("rl", 54), ("evaluate_GRPO", 18),
+                        ("evaluate_DrGRPO", 18), ("evaluate_DAPO", 18), ("riel", 90), ("evaluate_meml", 18),
+                        ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 18), ("complementarity", 1),
                         ("figure2", 1), ("sparsity", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
@@ -105,6 +106,7 @@ def test_dry_run_refuses_a_misspelled_key(tmp_path):
 
 
 MINI = {
+    "seeds": [0],
     "datasets": ["synth_gsm8k", "synth_strategyqa"],
     "world": {"seed": 0, "splits": {"pretrain": 48, "train": 24, "rl": 12, "test": 9},
               "difficulty": {"min_steps": 2, "max_steps": 2}},
