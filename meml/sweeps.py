@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import numbers
+from pathlib import Path
 
 from meml import paths
 
@@ -88,6 +89,18 @@ def short_name(dotted: str) -> str:
     """``meml.lambda1`` -> ``lambda1``; ``rl.algorithms.DAPO.max_sampling_rounds`` -> ``DAPO.max_sampling_rounds``."""
     parts = dotted.split(".")
     return ".".join(parts[2:]) if parts[:2] == ["rl", "algorithms"] else parts[-1]
+
+
+def output_files(config: dict) -> list[Path]:
+    """What a sweep writes under ``<results>/sweeps/``: the tables of every point, then per swept option
+    its table and plot (none without a sweep). :func:`reports.sweeps.write_sweeps` writes exactly these."""
+    if not config.get("sweep"):
+        return []
+    out = Path(config["results_dir"]) / "sweeps"
+    files = [out / "sweep.md", out / "sweep.csv", out / "sweep_runs.csv"]
+    for option in map(short_name, config["sweep"]):
+        files += [out / f"{option}.{ext}" for ext in ("md", "csv", "png", "pdf")]
+    return files
 
 
 def format_value(value) -> str:

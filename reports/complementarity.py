@@ -30,7 +30,6 @@ samples) and ``.tex`` (booktabs, :func:`reports.latex.latex_table`).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from reports.markdown import FAMILY_NAMES, markdown_block
 from reports.reported import shows_reported
 from reports.stats import mean_interval
 from reports.summary import interval_cell
+from reports.table4 import read_json_file
 
 ERROR_RATE = "Error rate"
 ALL_WRONG = "Errors all experts make"
@@ -67,17 +67,11 @@ def columns(experts: list[int]) -> list[str]:
 def read_sampled(path: str | Path) -> tuple[dict, list[dict]]:
     """One sampled file and its summary; a missing or corrupt file is an error that names it."""
     path = Path(path)
+    producer = "run `meml sample` (the workflow's sample rule)"
+    if not path.exists():
+        raise FileNotFoundError(f"sampled file {path} is missing: {producer}")
     summary_path = path.with_suffix(".json")
-    for p in (path, summary_path):
-        if not p.exists():
-            raise FileNotFoundError(f"sampled file {p} is missing: run `meml sample` (the workflow's sample rule)")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"sampled summary {summary_path} is corrupt (not JSON: {err}); delete it and rerun") from err
-    for key in ("samples", "temperature", "n"):
-        if key not in summary:
-            raise ValueError(f"sampled summary {summary_path} has no {key!r} field; delete it and rerun")
+    summary = read_json_file(summary_path, "sampled summary", ("samples", "temperature", "n"), producer)
     try:
         rows = read_jsonl(path)
     except ValueError as err:

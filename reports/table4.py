@@ -26,19 +26,25 @@ from reports.stats import paired_bootstrap
 from reports.summary import COLUMN_NAMES, display_table, per_seed, summarize, wide_numbers
 
 
-def read_result(path: str | Path) -> dict:
-    """One evaluation result file; a missing or corrupt file is an error that names it."""
+def read_json_file(path: str | Path, what: str, required: tuple[str, ...], producer: str) -> dict:
+    """A JSON result file with ``required`` keys; a missing or corrupt file is an error naming it (``what``)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"result file {path} is missing: run the workflow (snakemake) to produce it")
+        raise FileNotFoundError(f"{what} {path} is missing: {producer}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"result file {path} is corrupt (not JSON: {err}); delete it and rerun") from err
-    for key in ("accuracy", "method", "expert", "dataset", "family", "seed"):
+        raise ValueError(f"{what} {path} is corrupt (not JSON: {err}); delete it and rerun") from err
+    for key in required:
         if key not in data:
-            raise ValueError(f"result file {path} has no {key!r} field; delete it and rerun")
+            raise ValueError(f"{what} {path} has no {key!r} field; delete it and rerun")
     return data
+
+
+def read_result(path: str | Path) -> dict:
+    """One evaluation result file; a missing or corrupt file is an error that names it."""
+    return read_json_file(path, "result file", ("accuracy", "method", "expert", "dataset", "family", "seed"),
+                          "run the workflow (snakemake) to produce it")
 
 
 def row_label(method: str, expert: int, n_experts: int) -> str:
@@ -95,12 +101,27 @@ def outcomes(config: dict, family: str, dataset: str, method: str, expert: int) 
     return np.asarray(rows, dtype=float)
 
 
+def baseline_rows(config: dict, row_method: pd.DataFrame) -> list[str]:
+    """The rows ``reports.strongest_baseline`` lets Table 4's mark compare against (never MEML-GRPO's)."""
+    pool = config["reports"]["strongest_baseline"]
+    rows = []
+    for row, (method, expert) in row_method[["method", "expert"]].iterrows():
+        if paths.meml_variant(method) is not None:
+            continue
+        if pool == "same_expert" and int(expert) != config["meml"]["report_expert"]:
+            continue
+        if pool == "rl" and paths.rl_algorithm(method) is None:
+            continue
+        rows.append(row)
+    return rows
+
+
 def significance(config: dict, long: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Per family and column: MEML-GRPO (report expert) vs the strongest baseline, paired bootstrap.
 
-    The strongest baseline is the non-MEML row with the highest mean in that column; the bootstrap
-    resamples seeds, then test items within each seed (``reports.stats.paired_bootstrap``). Empty
-    when no full MEML-GRPO method is configured.
+    The strongest baseline is the row of :func:`baseline_rows` with the highest mean in that
+    column; the bootstrap resamples seeds, then test items within each seed
+    (``reports.stats.paired_bootstrap``). Empty when no full MEML-GRPO method is configured.
     """
     full = [m for m in config["meml"]["methods"] if (v := paths.meml_variant(m)).hsft and v.iml and v.moe]
     if not full:
@@ -112,7 +133,7 @@ def significance(config: dict, long: pd.DataFrame, summary: pd.DataFrame) -> pd.
     out = []
     for family in config["models"]["families"]:
         block = summary[summary["family"] == family]
-        baselines = block[~block["row"].map(lambda r: paths.meml_variant(row_method.loc[r, "method"]) is not None)]
+        baselines = block[block["row"].isin(baseline_rows(config, row_method))]
         for column in block["column"].unique():
             candidates = baselines[baselines["column"] == column]
             best = candidates.loc[candidates["mean"].idxmax(), "row"]
@@ -122,7 +143,8 @@ def significance(config: dict, long: pd.DataFrame, summary: pd.DataFrame) -> pd.
                 method, expert = row_method.loc[row, "method"], int(row_method.loc[row, "expert"])
                 return [outcomes(config, family, datasets[n], method, expert) for n in names]
 
-            test = paired_bootstrap(matrices(meml_row), matrices(best))
+            test = paired_bootstrap(matrices(meml_row), matrices(best),
+                                    iterations=config["reports"]["bootstrap_iterations"])
             out.append({"family": family, "column": column, "meml": meml_row, "baseline": best,
                         **{k: (100 * v if k in ("difference", "low", "high") else v) for k, v in test.items()}})
     return pd.DataFrame(out)
@@ -142,7 +164,7 @@ def significance_lines(tests: pd.DataFrame, family: str) -> list[str]:
     block = tests[tests["family"] == family] if len(tests) else tests
     if block.empty:
         return []
-    lines = ["Paired bootstrap (2000 draws over seeds, then test items): "
+    lines = ["Paired bootstrap (draws over seeds, then test items): "
              f"{block['meml'].iloc[0]} minus the strongest baseline of each column.", "",
              "| Column | Strongest baseline | Difference | 95% interval | p | Significant |", "|---|---|---|---|---|---|"]
     for _, t in block.iterrows():
@@ -168,9 +190,12 @@ def reported_lines(config: dict, family: str, table: str = "table4") -> list[str
 def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame, tests: pd.DataFrame) -> str:
     lines = ["# Table 4: exact-match accuracy (%)", "", *setting_lines(config, long)]
     if len(tests):
-        lines += ["`*` / `†`: MEML-GRPO is significantly above / below the column's strongest baseline (the best "
-                  "non-MEML row, any method and inference expert; paired bootstrap over test items and seeds, the 95% "
-                  "interval of the difference excludes 0; details under each block).", ""]
+        pool = {"any": "any method and inference expert", "same_expert": "rows under the same inference expert",
+                "rl": "RL baselines, any inference expert"}[config["reports"]["strongest_baseline"]]
+        lines += [f"`*` / `†`: MEML-GRPO is significantly above / below the column's strongest baseline (the best "
+                  f"non-MEML row: {pool}; paired bootstrap over test items and seeds, "
+                  f"{config['reports']['bootstrap_iterations']} draws, the 95% interval of the difference excludes 0; "
+                  "details under each block).", ""]
     for family in table.index.get_level_values("family").unique():
         lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
         lines += markdown_block(table.loc[family], "Method") + [""]

@@ -9,7 +9,7 @@ import yaml
 
 from meml import paths, stages
 from meml.config import ConfigError, load_config, validate_config
-from meml.sweeps import apply_point, expand_methods, point_of
+from meml.sweeps import apply_point, expand_methods, output_files, point_of
 from reports.sweeps import write_sweeps
 
 REPO = paths.Path(__file__).resolve().parents[1]
@@ -91,7 +91,9 @@ def test_sweep_tables_and_plots_from_result_files(tmp_path):
                 result.parent.mkdir(parents=True, exist_ok=True)
                 result.write_text(json.dumps({"family": "qwen2", "dataset": dataset, "method": method, "seed": seed,
                                               "expert": 1, "n": 100, "accuracy": acc}))
-    written = {p.name for p in write_sweeps(config)}
+    files = write_sweeps(config)
+    written = {p.name for p in files}
+    assert sorted(files) == sorted(output_files(config))  # what the workflow's sweeps rule declares
     assert {"sweep.md", "sweep.csv", "lambda1.md", "lambda1.png", "lambda2.csv", "lambda2.pdf"} <= written
     text = (tmp_path / "sweeps" / "sweep.md").read_text()
     # lambda1 = 1, lambda2 = 2: GSM8K 80 / 81 -> 80.5 +- 12.706 * 0.5 = 6.4; StrategyQA 70.5; Avg 75.5

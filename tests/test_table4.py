@@ -147,3 +147,25 @@ def test_reported_numbers_only_in_the_paper_setting(tmp_path):
     bad.write_text("table,base\ntable4,Qwen\n")
     with pytest.raises(ValueError, match="bad.csv lacks columns"):
         reported("table4", bad)
+
+
+@pytest.mark.parametrize("pool, baseline, mark", [("any", "MoE-SFT (Expert0)", "†"),
+                                                  ("same_expert", "Expert1-SFT-GRPO", "*"),
+                                                  ("rl", "Expert1-SFT-GRPO", "*")])
+def test_strongest_baseline_pool_is_an_option(tmp_path, pool, baseline, mark):
+    config = _config(tmp_path)
+    config["datasets"] = ["synth_gsm8k"]
+    config["meml"]["methods"] = ["MEML-GRPO"]
+    config["reports"] = {"strongest_baseline": pool, "bootstrap_iterations": 500}
+    right = {"Expert1-SFT-GRPO": 20, "Expert1-SFT": 10, "MoE-SFT": 10, "MEML-GRPO": 10}
+    for seed in config["seeds"]:
+        for method, experts in (("Expert1-SFT-GRPO", [1]), ("Expert1-SFT", [1]), ("MoE-SFT", [0, 1, 2]),
+                                ("MEML-GRPO", [0, 1, 2])):
+            for expert in experts:
+                n = 38 if (method, expert) == ("MoE-SFT", 0) else 36 if (method, expert) == ("MEML-GRPO", 1) \
+                    else right[method]
+                _write_samples(config, "synth_gsm8k", method, seed, expert, [1] * n + [0] * (40 - n))
+    md, *_, tests_csv = write_table4(config)
+    tests = tests_csv.read_text().splitlines()[1].split(",")
+    assert tests[3] == baseline
+    assert f"| MEML-GRPO (Expert1) | 90.0 ± 0.0 {mark} |" in md.read_text()

@@ -81,14 +81,9 @@ rule sparsity:
 
 def sweep_outputs():
     """The sweep table and, per swept option, its table and plot (none without a sweep)."""
-    if not SWEEP:
-        return []
-    from meml.sweeps import short_name
+    from meml.sweeps import output_files
 
-    out = [f"{RESULTS}/sweeps/sweep.md", f"{RESULTS}/sweeps/sweep.csv", f"{RESULTS}/sweeps/sweep_runs.csv"]
-    for option in map(short_name, config["sweep"]):
-        out += [f"{RESULTS}/sweeps/{option}.{ext}" for ext in ("md", "csv", "png", "pdf")]
-    return out
+    return [str(f) for f in output_files(config)]
 
 
 if SWEEP:
