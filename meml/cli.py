@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experts", help="write every expert's trajectories for a dataset's training pool")
     _add_config(p)
     p.add_argument("--dataset", required=True)
+    p = sub.add_parser("teacher", help="ask expert K's teacher LLM every training question of a dataset (cached, "
+                                       "resumable); the experts stage reads the answers")
+    _add_config(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--expert", type=int, required=True, help="index into experts.sources (an openai or local source)")
     p = sub.add_parser("build-tiny", help="train the tokenizer and build a randomly initialised tiny model")
     _add_config(p)
     p.add_argument("--family", required=True)
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         stages.make_world(config)
     elif args.command == "experts":
         stages.make_experts(config, args.dataset)
+    elif args.command == "teacher":
+        stages.teacher_trajectories(config, args.dataset, args.expert)
     elif args.command == "build-tiny":
         stages.build_tiny(config, args.family)
     elif args.command == "pretrain":

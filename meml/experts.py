@@ -3,8 +3,9 @@
 The paper's expert 0 is the dataset's own reasoning and experts 1 and 2 are teacher LLMs
 (DeepSeek-R1, Doubao-1.5-thinking). Here a source is anything that maps records to completions:
 :class:`GoldSource` (expert 0) and :class:`ProgrammaticTeacher` (the tiny world's teachers, each
-with its own style and its own wrong procedure on its own slice). A teacher-LLM source plugs in
-through the same :class:`TrajectorySource` interface.
+with its own style and its own wrong procedure on its own slice). Teacher LLMs (``kind: openai``
+or ``kind: local``, :mod:`meml.teachers`) are asked once by ``meml teacher``; their source
+(:class:`CachedTeacherSource`) reads the finished cache.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from meml.options import parse_options
 from meml.records import Record
@@ -88,13 +90,56 @@ class ProgrammaticTeacher(TrajectorySource):
         return [self.trajectory(r) for r in records]
 
 
-def make_source(spec: Mapping, seed: int = 0) -> TrajectorySource:
-    """Build a source from a config mapping ``{kind: gold}`` or ``{kind: programmatic, style, flaw, error_rate}``."""
+@dataclass
+class CachedTeacherSource(TrajectorySource):
+    """A teacher LLM's trajectories, read from the cache ``meml teacher`` wrote (:func:`meml.teachers.run_teacher`).
+
+    Every record must have a cached answer; a missing file or missing ids is an error that names the
+    file and the command that fills it. An empty trajectory counts as none.
+    """
+
+    path: Path
+    model: str
+    dataset: str = "<dataset>"
+    expert: int | str = "<k>"
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+        self.name = f"teacher:{self.model}"
+
+    def trajectories(self, records: Sequence[Record]) -> list[str | None]:
+        from meml.teachers import read_cache
+
+        command = f"run `meml teacher --dataset {self.dataset} --expert {self.expert}`"
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no teacher cache for expert {self.expert} of {self.dataset}; "
+                                    f"{command} first")
+        rows = read_cache(self.path, self.model)
+        missing = [r.id for r in records if r.id not in rows]
+        if missing:
+            raise ValueError(f"{self.path}: no teacher answer for {len(missing)} of {len(records)} training item(s), "
+                             f"e.g. {missing[:3]}; {command} (it asks only the missing ones)")
+        return [rows[r.id]["completion"] or None for r in records]
+
+
+def make_source(spec: Mapping, seed: int = 0, cache: str | Path | None = None, dataset: str = "<dataset>",
+                expert: int | str = "<k>") -> TrajectorySource:
+    """Build a source from an ``experts.sources`` entry.
+
+    ``{kind: gold}``; ``{kind: programmatic, style, flaw, error_rate}``; or a teacher LLM
+    ``{kind: openai, base_url, model, ...}`` / ``{kind: local, model, ...}`` (:mod:`meml.teachers`),
+    whose source reads its answer cache ``cache`` (:func:`meml.paths.teacher_file` of ``dataset`` and
+    ``expert``, which also name the command in its errors).
+    """
     kind = spec.get("kind")
     if kind == "gold":
         return GoldSource()
     if kind == "programmatic":
         return ProgrammaticTeacher(style=spec["style"], flaw=spec.get("flaw"),
                                    error_rate=float(spec.get("error_rate", 1.0)), seed=seed)
-    raise ValueError(f"expert source kind {kind!r} unknown: expected 'gold' or 'programmatic' "
-                     "(teacher-LLM sources come with the paper setting)")
+    if kind in ("openai", "local"):
+        if cache is None:
+            raise ValueError(f"a {kind} teacher source needs the path of its answer cache")
+        return CachedTeacherSource(Path(cache), spec["model"], dataset, expert)
+    raise ValueError(f"expert source kind {kind!r} unknown: expected 'gold', 'programmatic', 'openai' (an "
+                     "OpenAI-compatible endpoint) or 'local' (a local model)")

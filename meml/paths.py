@@ -66,6 +66,17 @@ def experts_file(root, dataset: str, expert: int) -> Path:
     return Path(root) / "experts" / dataset / f"expert{expert}.jsonl"
 
 
+def teacher_file(root, dataset: str, expert: int) -> Path:
+    """Answer cache of expert ``expert``'s teacher LLM on the training pool of ``dataset`` (``meml teacher``)."""
+    return Path(root) / "teachers" / dataset / f"expert{expert}.jsonl"
+
+
+def teacher_summary_file(root, dataset: str, expert: int) -> Path:
+    """Written once every question is in the teacher cache: the workflow's marker of a finished teacher job
+    (the cache itself is never a job output, so a failed job cannot make Snakemake delete it)."""
+    return Path(root) / "teachers" / dataset / f"expert{expert}.summary.json"
+
+
 def init_model_dir(root, family: str) -> Path:
     """Tokenizer plus randomly initialised tiny model of ``family``."""
     return Path(root) / "models" / family / "init"

@@ -11,6 +11,7 @@ import re
 METHODS = config["sft"]["methods"]
 RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
 N_EXPERTS = len(config["experts"]["prompts"])
+TEACHER_EXPERTS = [k for k, s in enumerate(config["experts"]["sources"]) if s["kind"] in ("openai", "local")]
 MEML_METHODS = stages.meml_methods(config)  # every method once per sweep point (meml/sweeps.py)
 SWEEP = bool(config.get("sweep"))
 TABLE6_METHODS = table6_methods(config)
@@ -24,6 +25,7 @@ wildcard_constraints:
     task="|".join(SYNTH_TASKS) if SYNTH_TASKS else "none",
     algorithm="|".join(re.escape(a) for a in paths.RL_ALGORITHMS),
     method="|".join(re.escape(m) for m in MEML_METHODS) if MEML_METHODS else "none",
+    expert=r"\d+",
 
 
 def world_files():

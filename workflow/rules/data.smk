@@ -11,9 +11,33 @@ rule make_world:
         "{MEML} make-world {CFG} > {log} 2>&1"
 
 
+# Teacher-LLM experts (experts.sources of kind openai or local): one job per (dataset, expert) asks the
+# teacher every training question; answers are cached as they arrive, so a killed job resumes.
+if TEACHER_EXPERTS:
+
+    rule teacher:
+        input:
+            lambda wc: dataset_inputs(wc.dataset),
+        output:
+            str(paths.teacher_summary_file(RESULTS, "{dataset}", "{expert}")),  # the cache beside it survives failures
+        params:
+            digest=lambda wc: config_digest(config["experts"]["sources"][int(wc.expert)],
+                                            config["experts"]["prompts"], config["data"]),
+        resources:
+            gpu=lambda wc: COMPUTE.gpus_per_eval_job if config["experts"]["sources"][int(wc.expert)]["kind"] == "local" else 0,
+            runtime=COMPUTE.runtime_min_per_job,
+        log:
+            f"{RESULTS}/logs/teacher/{{dataset}}/expert{{expert}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/teacher/{{dataset}}/expert{{expert}}.tsv",
+        shell:
+            "{MEML} teacher {CFG} --dataset {wildcards.dataset} --expert {wildcards.expert} > {log} 2>&1"
+
+
 rule experts:
     input:
         lambda wc: dataset_inputs(wc.dataset),
+        teachers=lambda wc: [str(paths.teacher_summary_file(RESULTS, wc.dataset, e)) for e in TEACHER_EXPERTS],
     output:
         [str(paths.experts_file(RESULTS, "{dataset}", e)) for e in range(N_EXPERTS)],
     params:
