@@ -5,6 +5,7 @@ import sys
 
 from snakemake.utils import min_version
 
+from meml.compute import ComputeConfig
 from meml.config import normalize_command_line, validate_config, write_resolved_config
 
 min_version("9.0")
@@ -20,6 +21,10 @@ validate_config(normalize_command_line(config), "workflow config")
 RESULTS = config["results_dir"]
 CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")
 MEML = f'"{sys.executable}" -m meml'
+COMPUTE = ComputeConfig.from_config(config)
+MEML_TRAIN = COMPUTE.launch_command(sys.executable)  # python -m meml, or accelerate launch (multi-GPU)
+TRAIN_RESOURCES = dict(gpu=COMPUTE.gpus_per_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
+EVAL_RESOURCES = dict(gpu=COMPUTE.gpus_per_eval_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
 CFG = f"--config {CONFIG}"
 
 
@@ -32,6 +37,18 @@ include: "workflow/rules/meml.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/complementarity.smk"
 include: "workflow/rules/reports.smk"
+
+
+# Cheap rules run where snakemake runs, never as cluster jobs (workflow/profiles/slurm).
+localrules:
+    all,
+    table4,
+    table5,
+    table6,
+    complementarity,
+    figure2,
+    sparsity,
+    sweeps,
 
 
 rule all:

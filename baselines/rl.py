@@ -97,7 +97,7 @@ def _reward_functions(task: str, run: RLRunConfig) -> list:
 
 
 def trainer_kwargs(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
-                   callbacks: Sequence = ()) -> dict:
+                   callbacks: Sequence = (), compute=None) -> dict:
     """Seeded model, tokenizer, rewards, ``GRPOConfig`` and data: the arguments every RL trainer takes."""
     import torch
     from datasets import Dataset
@@ -108,16 +108,16 @@ def trainer_kwargs(model_path: str | Path, rows: list[dict], task: str, run: RLR
     torch.manual_seed(run.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
-    return dict(model=model, reward_funcs=_reward_functions(task, run), args=run.grpo_config(trainer_dir),
+    return dict(model=model, reward_funcs=_reward_functions(task, run), args=run.grpo_config(trainer_dir, compute),
                 train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=list(callbacks))
 
 
 def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, trainer_dir: str | Path,
-                  callbacks: Sequence = ()):
-    """The TRL trainer of ``run`` (DAPO's dynamic-sampling subclass when ``run.dynamic_sampling``)."""
+                  callbacks: Sequence = (), compute=None):
+    """The TRL trainer of ``run`` (DAPO's dynamic-sampling subclass when ``run.dynamic_sampling``) on ``compute``."""
     from baselines.grpo_trainers import DAPOTrainer, SparsityGRPOTrainer
 
-    kwargs = trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks)
+    kwargs = trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks, compute)
     if run.dynamic_sampling:
         return DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds,
                            filter_metric=run.filter_metric, sampling_seed=run.seed)
@@ -126,18 +126,20 @@ def build_trainer(model_path: str | Path, rows: list[dict], task: str, run: RLRu
 
 def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConfig, output_dir: str | Path,
              work_dir: str | Path, provenance: dict | None = None, build=build_trainer,
-             extra_settings: dict | None = None) -> dict:
+             extra_settings: dict | None = None, compute=None) -> dict:
     """Train ``model_path`` with ``run`` on ``rows`` and save the result at ``output_dir``.
 
     ``work_dir`` keeps checkpoints and the growing metrics log; an existing complete checkpoint
     there is resumed from (with the trainer's own state, ``restore_extra_state``, when it has one).
     It is deleted once ``output_dir`` has been written. ``build`` makes the trainer (default: the
-    baselines'; MEML-GRPO passes its own), ``extra_settings`` are recorded in ``run.json``.
+    baselines'; MEML-GRPO passes its own), ``extra_settings`` are recorded in ``run.json``, ``compute``
+    (:class:`meml.compute.ComputeConfig`, default one CPU process) says where it runs.
     """
     from baselines.rl_log import REQUIRED, StepLogCallback, read_log
 
     if not rows:
         raise ValueError(f"no RL rows for {output_dir}")
+    run = run.for_rows(len(rows))
     work_dir, output_dir = Path(work_dir), Path(output_dir)
     trainer_dir = work_dir / "trainer"
     checkpoint = last_checkpoint(trainer_dir)
@@ -155,17 +157,20 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))
-    trainer = build(model_path, rows, task, run, trainer_dir, callbacks)
+    trainer = build(model_path, rows, task, run, trainer_dir, callbacks, compute=compute)
     if checkpoint is not None and hasattr(trainer, "restore_extra_state"):
         trainer.restore_extra_state(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    saved = save_model_collectively(trainer, output_dir)
+    if not trainer.accelerator.is_main_process:  # other ranks of a multi-GPU launch: rank 0 writes the run
+        trainer.accelerator.wait_for_everyone()
+        return {}
     history = read_log(work_dir / "metrics.jsonl")
     missing = [k for k in REQUIRED if history and k not in history[-1]]
     if missing:
         raise RuntimeError(f"{output_dir}: metrics log rows lack {missing}")
     with atomic_directory(output_dir) as tmp:
-        trainer.model.save_pretrained(str(tmp))
-        trainer.processing_class.save_pretrained(str(tmp))
+        move_contents(saved, tmp)
         shutil.copyfile(work_dir / "metrics.jsonl", tmp / "metrics.jsonl")
         if run.tensorboard:
             shutil.copytree(work_dir / "tensorboard", tmp / "tensorboard")
@@ -173,6 +178,7 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
             "rows": len(rows),
             "steps": trainer.state.global_step,
             "resumed_from_step": resume_step,
+            "num_processes": trainer.accelerator.num_processes,
             "train_runtime_s": result.metrics.get("train_runtime"),
             "first": {k: history[0].get(k) for k in ("accuracy", "frac_all_zero")} if history else None,
             "last": {k: history[-1].get(k) for k in ("accuracy", "frac_all_zero")} if history else None,
@@ -181,5 +187,30 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLRunConf
         write_json_atomic(tmp / "run.json", {"settings": settings, "metrics": metrics,
                                              "start_model": str(model_path), **(provenance or {})})
     shutil.rmtree(work_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     log.info("saved %s: %s", output_dir, json.dumps(metrics))
     return metrics
+
+
+def save_model_collectively(trainer, output_dir: str | Path) -> Path:
+    """Save the trained model and tokenizer into a staging folder beside ``output_dir``; return it.
+
+    Every process calls it (DeepSpeed and FSDP gather the weights collectively); rank 0 writes. The
+    staging folder becomes the result only through :func:`meml.io.atomic_directory`.
+    """
+    output_dir = Path(output_dir)
+    staging = output_dir.parent / f".{output_dir.name}.saving"
+    if trainer.accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))
+    trainer.accelerator.wait_for_everyone()
+    return staging
+
+
+def move_contents(source: Path, target: Path) -> None:
+    """Move every file of ``source`` except the Trainer's pickled arguments into ``target``; remove ``source``."""
+    for item in source.iterdir():
+        if item.name != "training_args.bin":
+            shutil.move(str(item), str(target / item.name))
+    shutil.rmtree(source, ignore_errors=True)

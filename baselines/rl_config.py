@@ -7,6 +7,7 @@ overrides under ``rl.algorithms.<name>``. Every field can be overridden from the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class RLRunConfig:
 
     algorithm: str = _help("GRPO, Dr.GRPO or DAPO: selects the published settings below.", "GRPO")
     steps: int = _help("Optimizer steps (one generation round of `prompts_per_step` groups each).", 40)
+    epochs: float | None = _help("Train this many passes over the RL rows instead of `steps`: steps = "
+                                 "ceil(epochs x rows / prompts_per_step), rows being (question, expert prompt) pairs "
+                                 "(MEML-GRPO: questions). The paper: 1.", None)
     prompts_per_step: int = _help("Prompts (groups) per optimizer step.", 16)
     num_generations: int = _help("Completions sampled per prompt (the group size G).", 8)
     max_completion_length: int = _help("Maximum generated tokens per completion.", 64)
@@ -59,6 +63,8 @@ class RLRunConfig:
                                      "when the bound is hit the step trains on the groups kept so far.", 3)
     filter_metric: str = _help("Dynamic sampling: which reward must vary within a group: 'accuracy' (DAPO's "
                                "acc) or 'reward' (the total, overlong shaping included).", "accuracy")
+    gradient_accumulation_steps: int = _help("Micro-batches per optimizer step: each step's rollouts are generated "
+                                             "at once and trained in this many slices (GPU memory).", 1)
     save_steps: int = _help("Checkpoint every this many steps (resume point after a crash).", 10)
     logging_steps: int = _help("Write a metrics row every this many steps.", 1)
     tensorboard: bool = _help("Also log to TensorBoard (needs the tensorboard package).", False)
@@ -69,7 +75,7 @@ class RLRunConfig:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"rl: unknown algorithm {self.algorithm!r}; expected one of {ALGORITHMS}")
         for name in ("steps", "prompts_per_step", "max_completion_length", "save_steps", "logging_steps",
-                     "max_sampling_rounds", "threads"):
+                     "max_sampling_rounds", "threads", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_generations < 2:
@@ -82,6 +88,8 @@ class RLRunConfig:
             raise ValueError(f"rl.scale_rewards: expected group, batch or none, got {self.scale_rewards!r}")
         if self.filter_metric not in ("accuracy", "reward"):
             raise ValueError(f"rl.filter_metric: expected accuracy or reward, got {self.filter_metric!r}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"rl.epochs must be > 0, got {self.epochs}")
         if self.overlong_buffer_length is None:
             self.overlong_buffer_length = self.max_completion_length // 5
         if not 0 <= self.overlong_buffer_length < self.max_completion_length:
@@ -113,18 +121,38 @@ class RLRunConfig:
                 raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(names)}")
         return cls(**{**ALGORITHM_PRESETS[algorithm], **settings, **overrides, "algorithm": algorithm})
 
+    def for_rows(self, n_rows: int) -> RLRunConfig:
+        """This run with ``steps`` resolved from ``epochs`` over ``n_rows`` RL rows (unchanged without epochs)."""
+        if self.epochs is None:
+            return self
+        return replace(self, steps=max(1, math.ceil(self.epochs * n_rows / self.prompts_per_step)))
+
     def with_seed(self, seed: int, threads: int | None = None) -> RLRunConfig:
         return replace(self, seed=seed, threads=threads or self.threads)
 
-    def grpo_config(self, output_dir: str | Path, **extra):
-        """TRL ``GRPOConfig`` for this run (CPU-safe; checkpoints every ``save_steps`` in ``output_dir``)."""
+    def per_device_batch(self, num_processes: int = 1) -> int:
+        """Completions each process trains on per micro-batch; errors name the settings that do not divide."""
+        slices = num_processes * self.gradient_accumulation_steps
+        if self.completions_per_step % slices:
+            raise ValueError(f"rl: {self.completions_per_step} completions per step (prompts_per_step x "
+                             f"num_generations) do not split over {num_processes} process(es) x "
+                             f"gradient_accumulation_steps {self.gradient_accumulation_steps}")
+        return self.completions_per_step // slices
+
+    def grpo_config(self, output_dir: str | Path, compute=None, **extra):
+        """TRL ``GRPOConfig`` for this run on ``compute`` (a :class:`meml.compute.ComputeConfig`; default: one CPU
+        process). One generation round per optimizer step; checkpoints every ``save_steps`` in ``output_dir``."""
         from trl import GRPOConfig
 
+        from meml.compute import ComputeConfig
+
+        compute = compute or ComputeConfig()
         return GRPOConfig(
             output_dir=str(output_dir),
             max_steps=self.steps,
-            per_device_train_batch_size=self.completions_per_step,
-            gradient_accumulation_steps=1,
+            per_device_train_batch_size=self.per_device_batch(compute.num_processes),
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            steps_per_generation=self.gradient_accumulation_steps,
             num_generations=self.num_generations,
             max_completion_length=self.max_completion_length,
             temperature=self.temperature,
@@ -145,10 +173,9 @@ class RLRunConfig:
             report_to="none",  # TensorBoard, when on, is attached by baselines.rl.train_rl
             seed=self.seed,
             data_seed=self.seed,
-            bf16=False,
-            use_cpu=True,
-            activation_checkpointing=False,
             dataloader_num_workers=0,
             disable_tqdm=True,
+            **compute.trainer_args(),
+            **compute.grpo_args(),
             **extra,
         )

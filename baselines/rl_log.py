@@ -19,6 +19,7 @@ metric TRL and the trainers logged under their own names:
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -93,6 +94,11 @@ def read_log(path: str | Path) -> list[dict]:
     return rows
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a multi-process launch (``RANK`` set by accelerate and torchrun), or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class StepLogCallback(TrainerCallback):
     """Appends one canonical row per ``on_log`` call with rollout metrics to ``path``.
 
@@ -102,14 +108,16 @@ class StepLogCallback(TrainerCallback):
 
     def __init__(self, path: str | Path, resume_step: int = 0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [r for r in read_log(self.path) if r["step"] <= resume_step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        self.offset = rows[-1]["elapsed_s"] if rows else 0.0
+        self.offset = 0.0
+        if is_main_process():  # under accelerate/torchrun only rank 0 writes the log
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            rows = [r for r in read_log(self.path) if r["step"] <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            self.offset = rows[-1]["elapsed_s"] if rows else 0.0
         self.started = time.monotonic()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "reward" not in logs:
+        if not logs or "reward" not in logs or not state.is_world_process_zero:
             return
         row = canonical_row(state.global_step, self.offset + time.monotonic() - self.started, logs)
         with open(self.path, "a", encoding="utf-8") as handle:

@@ -83,6 +83,25 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if config["meml"]["report_expert"] >= n_experts:
         raise ConfigError(f"{source}: meml.report_expert {config['meml']['report_expert']} is beyond the "
                           f"{n_experts} configured experts")
+    from meml.compute import ComputeConfig
+
+    try:
+        compute = ComputeConfig.from_config(config)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from err
+    if compute.num_processes > 1:
+        try:
+            for algorithm in RL_ALGORITHMS:
+                RLRunConfig.for_algorithm(algorithm, config["rl"]).per_device_batch(compute.num_processes)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from err
+        for method in config["meml"]["methods"]:  # each process must hold whole questions (all G copies)
+            grpo = MEMLConfig.for_method(method, config["meml"]).grpo_run(
+                RLRunConfig.for_algorithm("GRPO", config["rl"]), n_experts)
+            if grpo.prompts_per_step % compute.num_processes:
+                raise ConfigError(f"{source}: meml.methods: {method} samples {grpo.prompts_per_step} questions a step, "
+                                  f"which do not split over compute.num_processes {compute.num_processes}: set "
+                                  "rl.prompts_per_step (or meml.questions_per_step) so that they do")
     for key in ("train_split", "test_split", "rl_split"):
         missing = [d for d in config["datasets"] if d not in config["data"][key]]
         if missing:
@@ -90,6 +109,12 @@ def validate_config(config: dict, source: str = "config") -> dict:
     for i, spec in enumerate(config["experts"]["sources"]):
         if spec["kind"] == "programmatic" and "style" not in spec:
             raise ConfigError(f"{source}: experts.sources[{i}]: a programmatic source needs 'style'")
+        if spec["kind"] in ("openai", "local"):
+            from meml.teachers import spec_problem
+
+            problem = spec_problem(spec)  # openai: base_url and model; local: model; keys of the kind
+            if problem:
+                raise ConfigError(f"{source}: experts.sources[{i}]: {problem}")
     real = [d for d in config["datasets"] if not d.startswith("synth_")]
     programmatic = [i for i, s in enumerate(config["experts"]["sources"]) if s["kind"] == "programmatic"]
     if real and programmatic:

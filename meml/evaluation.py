@@ -64,9 +64,28 @@ def task_config(name: str, docs_path: str | Path, max_new_tokens: int, temperatu
     }
 
 
+def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0):
+    """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``."""
+    from meml.compute import ComputeConfig
+
+    compute = compute or ComputeConfig()
+    if compute.eval_backend == "vllm":
+        from importlib.util import find_spec
+
+        if find_spec("vllm") is None:
+            raise ImportError("compute.eval_backend is vllm but vllm is not installed: pip install 'meml-grpo[gpu]'")
+        from lm_eval.models.vllm_causallms import VLLM
+
+        return VLLM(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto", seed=seed,
+                    gpu_memory_utilization=0.8, tensor_parallel_size=compute.vllm_tensor_parallel_size)
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=str(model_path), batch_size=batch_size, device=compute.device, dtype=compute.eval_dtype())
+
+
 def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str,
                    system_prompts: Mapping[int, str], max_new_tokens: int = 96, batch_size: int = 64,
-                   threads: int = 1) -> dict[int, tuple[dict, list[dict]]]:
+                   threads: int = 1, compute=None) -> dict[int, tuple[dict, list[dict]]]:
     """Greedy evaluation of one model under each inference expert prompt.
 
     Returns ``{expert: (summary, samples)}``: summary holds accuracy (overall and per slice) and
@@ -74,11 +93,10 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
     """
     import torch
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     torch.set_num_threads(threads)
-    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device="cpu", dtype="float32")
+    lm = load_lm(model_path, batch_size, compute)
     manager = TaskManager(include_defaults=False)
     out = {}
     for expert, prompt in system_prompts.items():
@@ -113,7 +131,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
 
 def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, system_prompt: str, samples: int,
                  temperature: float, max_new_tokens: int = 96, batch_size: int = 64, threads: int = 1,
-                 seed: int = 0) -> list[dict]:
+                 seed: int = 0, compute=None) -> list[dict]:
     """``samples`` sampled completions per test item of one model under one system prompt.
 
     lm-eval's task option ``repeats`` sends every document ``samples`` times; the HF backend samples
@@ -125,13 +143,12 @@ def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, 
     """
     import torch
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     if samples < 1:
         raise ValueError(f"sample_model: samples must be at least 1, got {samples}")
     torch.set_num_threads(threads)
-    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device="cpu", dtype="float32")
+    lm = load_lm(model_path, batch_size, compute, seed=seed)
     results = simple_evaluate(
         model=lm,
         tasks=[task_config(task_name, docs_path, max_new_tokens, temperature=temperature, repeats=samples)],

@@ -118,5 +118,9 @@ class MEMLConfig:
     def grpo_run(self, run, n_experts_total: int):
         """The ``RLRunConfig`` TRL sees: ``questions`` prompts x G-per-expert rows before expansion."""
         n = len(self.experts(n_experts_total))
+        if run.gradient_accumulation_steps != 1:
+            raise ValueError("MEML-GRPO trains each step's rollouts in one batch (its mutual-learning and buffer terms "
+                             "are per step): rl.gradient_accumulation_steps must be 1; spread the batch over GPUs "
+                             "(compute.num_processes) instead")
         return replace(run, prompts_per_step=self.questions(run.prompts_per_step, n),
                        num_generations=self.generations_per_expert(run.num_generations, n))

@@ -81,7 +81,8 @@ def make_experts(config: dict, dataset: str) -> dict:
     filter_incorrect = config["experts"]["filter_incorrect"]
     report = {}
     for expert, spec in enumerate(config["experts"]["sources"]):
-        source = make_source(spec, seed=config["world"]["seed"] * 1000 + expert)
+        source = make_source(spec, seed=config["world"]["seed"] * 1000 + expert,
+                             cache=paths.teacher_file(_root(config), dataset, expert), dataset=dataset, expert=expert)
         rows, by_slice = [], defaultdict(list)
         for record, completion in zip(records, source.trajectories(records)):
             correct = None if completion is None else accuracy_reward(record.task, completion, record.answer,
@@ -94,6 +95,28 @@ def make_experts(config: dict, dataset: str) -> dict:
         report[expert] = {k: round(sum(v) / len(v), 3) for k, v in sorted(by_slice.items())}
         log.info("%s expert %d (%s): accuracy by slice %s", dataset, expert, source.name, report[expert])
     return report
+
+
+def teacher_trajectories(config: dict, dataset: str, expert: int) -> dict:
+    """Ask expert ``expert``'s teacher LLM (``experts.sources[expert]``, ``kind: openai`` or ``local``) every
+    question of the training pool of ``dataset`` into ``paths.teacher_file``; resumes a killed run."""
+    from meml.teachers import TEACHER_KINDS, run_teacher
+
+    sources = config["experts"]["sources"]
+    if not 0 <= expert < len(sources) or sources[expert]["kind"] not in TEACHER_KINDS:
+        kinds = [s["kind"] for s in sources]
+        raise ValueError(f"teacher: experts.sources[{expert}] is not a teacher LLM source ({TEACHER_KINDS}); "
+                         f"the configured kinds are {kinds}")
+    from meml.io import write_json_atomic
+
+    cache = paths.teacher_file(_root(config), dataset, expert)
+    summary = run_teacher(sources[expert], train_records(config, dataset), cache, expert,
+                          where=f"experts.sources[{expert}]", seed=config["world"]["seed"] * 1000 + expert,
+                          rerun_hint=f"rerun `meml teacher --dataset {dataset} --expert {expert}`")
+    write_json_atomic(paths.teacher_summary_file(_root(config), dataset, expert),
+                      {"dataset": dataset, "expert": expert, "source": sources[expert], "cache": cache.name,
+                       **summary, **provenance(config, config["world"]["seed"])})
+    return summary
 
 
 def read_trajectories(config: dict, dataset: str, records: list[Record]) -> list[list[str | None]]:
@@ -181,6 +204,7 @@ def pretrain(config: dict, family: str) -> dict:
 def sft(config: dict, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> dict:
     """Train the SFT methods (ExpertX-SFT, MoE-SFT) of one (family, dataset, seed)."""
     from baselines.sft import SFTRunConfig, method_rows, train_sft
+    from meml.compute import ComputeConfig
 
     records = train_records(config, dataset)
     trajectories = read_trajectories(config, dataset, records)
@@ -193,11 +217,14 @@ def sft(config: dict, family: str, dataset: str, seed: int, methods: list[str] |
         run = SFTRunConfig(steps=settings["steps"], batch_size=settings["batch_size"],
                            learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
                            warmup_ratio=settings["warmup_ratio"], max_length=settings["max_length"],
-                           assistant_only_loss=settings["assistant_only_loss"], seed=seed,
-                           threads=config["threads_per_job"])
+                           assistant_only_loss=settings["assistant_only_loss"],
+                           answer_mask=settings.get("answer_mask", "chat_template"),
+                           gradient_accumulation_steps=settings.get("gradient_accumulation_steps", 1),
+                           num_train_epochs=settings.get("epochs"), seed=seed, threads=config["threads_per_job"])
         out[method] = train_sft(base_model_path(config, family), rows, run,
                                 paths.sft_dir(_root(config), family, dataset, method, seed),
-                                {"method": method, "family": family, "dataset": dataset, **provenance(config, seed)})
+                                {"method": method, "family": family, "dataset": dataset, **provenance(config, seed)},
+                                compute=ComputeConfig.from_config(config))
     return out
 
 
@@ -234,6 +261,7 @@ def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, metho
     """
     from baselines.rl import rl_rows, split_method, start_experts, train_rl
     from baselines.rl_config import RLRunConfig
+    from meml.compute import ComputeConfig
     from meml.config import config_digest
     from meml.io import write_json_atomic
     from meml.records import task_of
@@ -262,7 +290,7 @@ def rl(config: dict, family: str, dataset: str, seed: int, algorithm: str, metho
             train_rl(start_model, rows, task_of(dataset), run, out,
                      paths.rl_work_dir(root, family, dataset, method, seed),
                      {"identity": identity, "method": method, "family": family, "dataset": dataset,
-                      **provenance(config, seed)})
+                      **provenance(config, seed)}, compute=ComputeConfig.from_config(config))
         runs[method] = str(out)
     manifest = paths.rl_manifest(root, family, dataset, algorithm, seed)
     return write_json_atomic(manifest, {"algorithm": algorithm, "runs": runs, **provenance(config, seed)})
@@ -277,6 +305,7 @@ def riel(config: dict, family: str, dataset: str, seed: int, method: str) -> Pat
 
     from baselines.rl import train_rl
     from baselines.rl_config import RLRunConfig
+    from meml.compute import ComputeConfig
     from meml.config import config_digest
     from meml.records import task_of
     from meml.riel_config import MEMLConfig
@@ -306,12 +335,14 @@ def riel(config: dict, family: str, dataset: str, seed: int, method: str) -> Pat
              paths.rl_work_dir(root, family, dataset, method, seed),
              {"identity": identity, "method": method, "family": family, "dataset": dataset,
               **provenance(config, seed)},
-             build=trainer_builder(settings, prompts), extra_settings={"meml": asdict(settings)})
+             build=trainer_builder(settings, prompts), extra_settings={"meml": asdict(settings)},
+             compute=ComputeConfig.from_config(config))
     return out
 
 
 def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> list[Path]:
     """Evaluate trained models (SFT or RL) of one (family, dataset, seed) under their inference expert prompts."""
+    from meml.compute import ComputeConfig
     from meml.evaluation import evaluate_model, write_result, write_task_docs
     from meml.records import task_of
 
@@ -325,7 +356,8 @@ def evaluate(config: dict, family: str, dataset: str, seed: int, methods: list[s
             experts = paths.method_experts(method, len(prompts))
             results = evaluate_model(model, docs, f"meml_{dataset}", {k: prompts[k] for k in experts},
                                      max_new_tokens=config["eval"]["max_new_tokens"],
-                                     batch_size=config["eval"]["batch_size"], threads=config["threads_per_job"])
+                                     batch_size=config["eval"]["batch_size"], threads=config["threads_per_job"],
+                                     compute=ComputeConfig.from_config(config))
             for expert, (summary, samples) in results.items():
                 result = paths.eval_file(_root(config), family, dataset, method, seed, expert)
                 identity = {"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,
@@ -343,6 +375,7 @@ def sample_experts(config: dict, family: str, dataset: str, seed: int) -> list[P
     seed is ``1000 * seed + k``: a stream shared by all experts would correlate their draws and so
     their errors. Per expert: ``paths.sampled_file`` (one row per item) and a JSON summary beside it.
     """
+    from meml.compute import ComputeConfig
     from meml.config import complementarity_experts
     from meml.evaluation import sample_model, write_task_docs
     from meml.io import write_json_atomic, write_jsonl_atomic
@@ -365,7 +398,7 @@ def sample_experts(config: dict, family: str, dataset: str, seed: int) -> list[P
             rows = sample_model(model, docs, f"meml_{dataset}", prompts[expert], settings["samples"],
                                 settings["temperature"], max_new_tokens=config["eval"]["max_new_tokens"],
                                 batch_size=config["eval"]["batch_size"], threads=config["threads_per_job"],
-                                seed=1000 * seed + expert)
+                                seed=1000 * seed + expert, compute=ComputeConfig.from_config(config))
             out = paths.sampled_file(root, family, dataset, method, seed, expert)
             runs = [sum(1 - row["correct"][r] for row in rows) / len(rows) for r in range(settings["samples"])]
             summary = {"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,

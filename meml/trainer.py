@@ -276,7 +276,7 @@ def trainer_builder(settings, expert_prompts: Sequence[str]):
     """
     experts = settings.experts(len(expert_prompts))
 
-    def build(model_path, rows, task, run, trainer_dir, callbacks=()):
+    def build(model_path, rows, task, run, trainer_dir, callbacks=(), compute=None):
         from baselines.rl import trainer_kwargs
 
         buffer = None
@@ -284,7 +284,7 @@ def trainer_builder(settings, expert_prompts: Sequence[str]):
             buffer = HardExampleBuffer(capacity=settings.buffer_capacity, k=settings.buffer_k,
                                        rule=settings.buffer_rule, probability=settings.buffer_probability,
                                        seed=run.seed)
-        return MEMLGRPOTrainer(**trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks),
+        return MEMLGRPOTrainer(**trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks, compute),
                                expert_prompts=[expert_prompts[e] for e in experts], expert_ids=experts,
                                scale_by_std=settings.scale_by_std, positive_only=settings.positive_only,
                                lambda1=settings.lambda1 if settings.iml else 0.0, lambda2=settings.lambda2,

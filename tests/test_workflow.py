@@ -229,3 +229,44 @@ def test_a_killed_rl_job_resumes_when_snakemake_runs_again(tmp_path):
     saved = json.loads((run / "run.json").read_text())
     assert saved["metrics"]["resumed_from_step"] >= killed_at > 0 and saved["metrics"]["steps"] == 8
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == list(range(1, 9))
+
+
+def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
+    """workflow/config/paper.yaml lists the whole paper setting without the hub, GPUs or API keys."""
+    done = _snakemake("-n", "-p", "--cores", "8", "--configfile", "workflow/config/paper.yaml",
+                      "--config", f"results_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    # 2 families x 3 datasets x 1 seed; teachers: 2 LLM experts x 3 datasets; RL: 3 algorithms; MEML: 5 Table 5 rows
+    for rule, count in (("teacher", 6), ("experts", 3), ("sft", 6), ("evaluate", 6), ("rl", 18), ("evaluate_GRPO", 6),
+                        ("evaluate_DrGRPO", 6), ("evaluate_DAPO", 6), ("riel", 30), ("evaluate_meml", 6),
+                        ("sample", 6), ("complementarity", 1), ("table4", 1), ("table5", 1), ("table6", 1),
+                        ("figure2", 1), ("sparsity", 1)):
+        assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
+    for rule in ("make_world", "build_tiny", "pretrain"):  # hub models and datasets: nothing tiny is built
+        assert not any(line.split()[:1] == [rule] for line in out.splitlines()), rule
+    launch = '-m accelerate.commands.launch --config_file "workflow/accelerate/ddp.yaml" --num_processes 8 -m meml'
+    for stage in ("sft", "rl", "riel"):
+        assert f"{launch} {stage} --config" in out, stage
+    assert "-m meml evaluate --config" in out and "-m meml teacher --config" in out
+    assert "gpu=8" in out and "gpu=1" in out
+    from meml.config import load_config
+
+    config = load_config(tmp_path / "config.yaml")  # what every job reads: default.yaml with paper.yaml on top
+    assert config["setting"] == "paper" and config["models"]["pretrained"]["qwen2"] == "Qwen/Qwen2.5-Math-1.5B"
+    assert (config["rl"]["learning_rate"], config["rl"]["num_generations"], config["rl"]["epochs"]) == (1e-6, 8, 1)
+    assert (config["sft"]["learning_rate"], config["sft"]["epochs"]) == (1e-5, 1)
+    assert [s["kind"] for s in config["experts"]["sources"]] == ["gold", "openai", "openai"]
+    assert config["experts"]["filter_incorrect"] is True
+
+
+def test_slurm_profile_sizes_jobs_from_the_rule_resources(tmp_path):
+    profile = yaml.safe_load((REPO_ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm" and profile["default-resources"]["tasks_per_gpu"] == 0
+    from importlib.util import find_spec
+
+    if find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the slurm extra (snakemake-executor-plugin-slurm) is not installed")
+    done = _snakemake("-n", "--profile", "workflow/profiles/slurm", "--configfile", "workflow/config/paper.yaml",
+                      "--config", f"results_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr

@@ -30,6 +30,8 @@ if COMPLEMENTARITY_EXPERTS:
             digest=config_digest(config["complementarity"], config["eval"], config["data"],
                                  config["experts"]["prompts"]),
         threads: config["threads_per_job"]
+        resources:
+            **EVAL_RESOURCES,
         log:
             f"{RESULTS}/logs/sample/{{family}}/{{dataset}}/seed{{seed}}.log",
         benchmark:

@@ -7,6 +7,8 @@ rule evaluate:
     params:
         digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
     threads: config["threads_per_job"]
+    resources:
+        **EVAL_RESOURCES,
     log:
         f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/seed{{seed}}.log",
     benchmark:

@@ -11,12 +11,14 @@ if MEML_METHODS:
         params:
             digest=config_digest(config["rl"], config["meml"], config["data"], config["experts"]["prompts"]),
         threads: config["threads_per_job"]
+        resources:
+            **TRAIN_RESOURCES,
         log:
             f"{RESULTS}/logs/riel/{{family}}/{{dataset}}/{{method}}.seed{{seed}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/riel/{{family}}/{{dataset}}/{{method}}.seed{{seed}}.tsv",
         shell:
-            "{MEML} riel {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
+            "{MEML_TRAIN} riel {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
             "--method {wildcards.method} > {log} 2>&1"
 
 
@@ -31,6 +33,8 @@ if MEML_METHODS:
             digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
             methods=" ".join(MEML_METHODS),
         threads: config["threads_per_job"]
+        resources:
+            **EVAL_RESOURCES,
         log:
             f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/MEML.seed{{seed}}.log",
         benchmark:

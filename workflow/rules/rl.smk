@@ -9,12 +9,14 @@ rule rl:
     params:
         digest=config_digest(config["rl"], config["data"], config["experts"]["prompts"]),
     threads: config["threads_per_job"]
+    resources:
+        **TRAIN_RESOURCES,
     log:
         f"{RESULTS}/logs/rl/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rl/{{family}}/{{dataset}}/{{algorithm}}.seed{{seed}}.tsv",
     shell:
-        "{MEML} rl {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
+        "{MEML_TRAIN} rl {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} "
         "--algorithm {wildcards.algorithm} > {log} 2>&1"
 
 
@@ -33,6 +35,8 @@ for _algorithm in RL_ALGORITHMS_USED:
             digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
             methods=" ".join(rl_methods_of(_algorithm)),
         threads: config["threads_per_job"]
+        resources:
+            **EVAL_RESOURCES,
         log:
             f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/{_algorithm}.seed{{seed}}.log",
         benchmark:

@@ -7,9 +7,11 @@ rule sft:
     params:
         digest=config_digest(config["sft"], config["experts"]["prompts"]),
     threads: config["threads_per_job"]
+    resources:
+        **TRAIN_RESOURCES,
     log:
         f"{RESULTS}/logs/sft/{{family}}/{{dataset}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/sft/{{family}}/{{dataset}}/seed{{seed}}.tsv",
     shell:
-        "{MEML} sft {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"
+        "{MEML_TRAIN} sft {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"
