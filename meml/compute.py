@@ -46,7 +46,8 @@ class ComputeConfig:
     vllm_tensor_parallel_size: int = _help("vLLM tensor parallel size (colocate mode).", 1)
     eval_backend: str = _help("lm-eval backend of evaluation and sampling: hf or vllm.", "hf")
     gpus_per_job: int = _help("GPUs a training job declares to Snakemake (`resources: gpu`).", 0)
-    gpus_per_eval_job: int = _help("GPUs an evaluation or sampling job declares.", 0)
+    gpus_per_eval_job: int = _help("GPUs an evaluation or sampling job declares; the vLLM backend uses them all "
+                                   "(data parallel replicas of `vllm_tensor_parallel_size` GPUs).", 0)
     mem_mb_per_job: int = _help("Host memory a job declares to Snakemake (`resources: mem_mb`).", 4000)
     runtime_min_per_job: int = _help("Wall-clock limit a job declares (`resources: runtime`, minutes; Slurm "
                                      "uses it).", 120)

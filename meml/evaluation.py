@@ -76,8 +76,11 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
             raise ImportError("compute.eval_backend is vllm but vllm is not installed: pip install 'meml-grpo[gpu]'")
         from lm_eval.models.vllm_causallms import VLLM
 
+        # every GPU the job declares: tensor parallel inside a replica, data parallel (lm-eval's ray actors) across
+        data_parallel = max(1, compute.gpus_per_eval_job // compute.vllm_tensor_parallel_size)
         return VLLM(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto", seed=seed,
-                    gpu_memory_utilization=0.8, tensor_parallel_size=compute.vllm_tensor_parallel_size)
+                    gpu_memory_utilization=0.8, tensor_parallel_size=compute.vllm_tensor_parallel_size,
+                    data_parallel_size=data_parallel)
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=str(model_path), batch_size=batch_size, device=compute.device, dtype=compute.eval_dtype())
