@@ -249,7 +249,7 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
     for stage in ("sft", "rl", "riel"):
         assert f"{launch} {stage} --config" in out, stage
     assert "-m meml evaluate --config" in out and "-m meml teacher --config" in out
-    assert "gpu=8, runtime=1440" in out and "gpu=0, runtime=1440" in out  # training and eval: the node; teacher: none
+    assert "gpu=8, runtime=2880" in out and "gpu=0, runtime=2880" in out  # training and eval: the node; teacher: none
     from meml.config import load_config
 
     config = load_config(tmp_path / "config.yaml")  # what every job reads: default.yaml with paper.yaml on top

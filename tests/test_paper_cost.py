@@ -1,0 +1,104 @@
+"""bench/paper_cost.py: job counts, steps and rollouts of a small hand-made config against hand-computed numbers."""
+
+import copy
+import importlib.util
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meml.config import DEFAULT_CONFIG, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cost():
+    spec = importlib.util.spec_from_file_location("paper_cost", REPO / "bench" / "paper_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_config(**data) -> dict:
+    """One family, one dataset, one seed; Expert1 and MoE starts; GRPO and two MEML-GRPO rows; 1 epoch."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    config.update(seeds=[0], datasets=["synth_gsm8k"])
+    config["models"]["families"] = ["qwen2"]
+    config["data"].update(data)
+    config["sft"].update(methods=["Expert1-SFT", "MoE-SFT"], epochs=1, batch_size=16)
+    config["rl"].update(methods=["Expert1-SFT-GRPO", "MoE-SFT-GRPO"], epochs=1, prompts_per_step=6, num_generations=8,
+                        max_completion_length=80)
+    config["meml"]["methods"] = ["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"]
+    config["complementarity"].update(max_items=100, samples=8)
+    return validate_config(copy.deepcopy(config), "test")
+
+
+SIZES = {"synth_gsm8k": {"train": 100, "rl": 50, "test": 20}}  # made-up split sizes
+
+
+def by_method(jobs, kind):
+    return {j["method"]: j for j in jobs if j["kind"] == kind}
+
+
+def test_counts_runs_steps_and_rollouts(cost):
+    jobs = cost.plan(small_config(), SIZES)
+    sft, rl, meml = by_method(jobs, "sft"), by_method(jobs, "rl"), by_method(jobs, "meml")
+    assert len(sft) + len(rl) + len(meml) == 6
+    # SFT: ExpertX one row a question, MoE one per question and expert; steps = ceil(rows / batch 16).
+    assert (sft["Expert1-SFT"]["rows"], sft["Expert1-SFT"]["steps"]) == (100, 7)
+    assert (sft["MoE-SFT"]["rows"], sft["MoE-SFT"]["steps"]) == (300, 19)
+    # RL baselines: rows = (question, expert prompt) pairs, steps = ceil(rows / 6), 6 x 8 = 48 rollouts a step.
+    assert [rl["Expert1-SFT-GRPO"][k] for k in ("rows", "steps", "per_step", "rollouts")] == [50, 9, 48, 432]
+    assert [rl["MoE-SFT-GRPO"][k] for k in ("rows", "steps", "per_step", "rollouts")] == [150, 25, 48, 1200]
+    # MEML-GRPO: ceil(6 / 3) = 2 questions x 3 experts x 8 a step, steps = ceil(50 questions / 2).
+    full = meml["MEML-GRPO"]
+    assert [full[k] for k in ("rows", "questions", "steps", "per_step", "rollouts")] == [50, 2, 25, 48, 1200]
+    assert (meml["MEML-GRPO"]["iml"], meml["MEML-GRPO"]["hsft"]) == (True, True)
+    # The single-expert ablation: expert 1 only, 6 questions a step.
+    single = meml["MEML-GRPO-Expert1-noHSFT-noIML"]
+    assert [single[k] for k in ("experts", "questions", "steps", "per_step", "rollouts")] == [1, 6, 9, 48, 432]
+    # Evaluation: 20 test items under 1 (Expert1 methods) or 3 (multi-expert methods) prompts.
+    ev = by_method(jobs, "eval")
+    assert {m: j["rollouts"] for m, j in ev.items()} == {
+        "Expert1-SFT": 20, "MoE-SFT": 60, "Expert1-SFT-GRPO": 20, "MoE-SFT-GRPO": 60, "MEML-GRPO": 60,
+        "MEML-GRPO-Expert1-noHSFT-noIML": 20}
+    # Complementarity: the one ExpertK-SFT model, 8 samples of each of the 20 items.
+    assert [(j["method"], j["rollouts"]) for j in jobs if j["kind"] == "sample"] == [("Expert1-SFT", 160)]
+
+
+def test_caps_and_seeds(cost):
+    config = small_config(max_rl_items=30, max_test_items=10)
+    config["seeds"] = [0, 1, 2]
+    jobs = cost.plan(config, SIZES)
+    assert sum(j["kind"] in ("sft", "rl", "meml") for j in jobs) == 18
+    assert {j["steps"] for j in jobs if j["kind"] == "meml" and j["method"] == "MEML-GRPO"} == {15}  # ceil(30 / 2)
+    assert sum(j["rollouts"] for j in jobs if j["kind"] == "eval") == 3 * 10 * (1 + 3 + 1 + 3 + 3 + 1)
+
+
+def test_tokens_and_meml_extra(cost):
+    config = small_config()
+    jobs = cost.plan(config, SIZES)
+    opt = Namespace(completion_ratio=0.5, teacher_tokens=400.0, step_overhead=0.0,
+                    tps={"gen_tps": {"qwen2": 100.0}, "eval_tps": {"qwen2": 100.0}, "train_tps": {"qwen2": 1000.0}})
+    lens = {"synth_gsm8k": {"prompt": 60.0, "answer0": 20.0, "source": "hand"}}
+    used = cost.costs(jobs, config, lens, {}, opt)  # no measurements: mutual 1.0, buffer 0.1 a group
+    assert used["logprob"] == 0.0  # no vLLM in the tiny setting: no separate old-log-prob pass
+    me = by_method(jobs, "meml")["MEML-GRPO"]
+    assert me["completion"] == 40.0 and me["tokens"] == 1200 * 40
+    # 25 steps x 2 questions x (1.0 x (60 + 40) mutual + 3 experts x 0.1 x (60 + 20) buffer)
+    assert me["extra_tokens"] == pytest.approx(25 * 2 * (100 + 24))
+    assert me["gpu_s"] == pytest.approx(1200 * 40 / 100 + (1200 * 100 + 6200) / 1000)
+    moe_sft = by_method(jobs, "sft")["MoE-SFT"]  # gold answers for every expert: the sources are programmatic
+    assert moe_sft["tokens"] == pytest.approx(300 * 80)
+
+
+def test_paper_config_loads_like_snakemake(cost):
+    config = cost.load_config(REPO / "workflow" / "config" / "paper.yaml")
+    paper = yaml.safe_load((REPO / "workflow" / "config" / "paper.yaml").read_text(encoding="utf-8"))
+    assert config["rl"]["prompts_per_step"] == paper["rl"]["prompts_per_step"]
+    assert config["rl"]["algorithms"]["DAPO"] == paper["rl"]["algorithms"]["DAPO"]
+    assert config["world"]["splits"]  # kept from default.yaml
+    jobs = cost.plan(config, cost.SPLIT_SIZES)
+    assert len(jobs) > 0 and all(j["rollouts"] > 0 for j in jobs if j["kind"] != "sft")
