@@ -219,6 +219,26 @@ class DAPOTrainer(SparsityGRPOTrainer):
         start = self.accelerator.process_index * n_local
         return torch.nonzero(~flags["zero_std"][start:start + n_local]).flatten()
 
+    def _equalize_across_processes(self, kept: list[dict], kept_groups: int, size: int) -> tuple[list[dict], int]:
+        """Cut every process's kept groups to the fewest any process kept (when the round bound was hit).
+
+        The training step gathers per-row tensors across processes, which must then have one length;
+        with one process nothing changes.
+        """
+        counts = self.accelerator.gather(torch.tensor([float(kept_groups)], device=self.accelerator.device))
+        common = int(counts.min().item())
+        if common >= kept_groups:
+            return kept, kept_groups
+        cut, left = [], common
+        for part in kept:
+            groups = part["advantages"].numel() // size
+            if left <= 0:
+                break
+            take = min(groups, left)
+            cut.append(part if take == groups else select_rows(part, torch.arange(take * size)))
+            left -= take
+        return cut, common
+
     def _generate_and_score_completions(self, inputs):
         if not self.model.training:
             return super()._generate_and_score_completions(inputs)
@@ -243,6 +263,7 @@ class DAPOTrainer(SparsityGRPOTrainer):
             done = torch.tensor([float(kept_groups >= target)], device=self.accelerator.device)
             if self.accelerator.gather(done).min().item() == 1.0 or rounds >= self.max_sampling_rounds:
                 break
+        kept, kept_groups = self._equalize_across_processes(kept, kept_groups, size)
         metrics = self._metrics["train"]
         metrics["dynamic/rounds"].append(float(rounds))
         metrics["dynamic/sampled_groups"].append(float(sampled))

@@ -247,12 +247,36 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         rows = position[transfer["rows"]]
         return -token_mean_nll(self._captured_logps[rows], inputs["completion_mask"][rows])
 
+    def _anywhere(self, *flags: bool) -> list[bool]:
+        """Each flag OR-ed over the processes (the flags themselves with one process): one gather for all."""
+        if self.accelerator.num_processes == 1:
+            return list(flags)
+        gathered = self.accelerator.gather(torch.tensor([[float(f) for f in flags]], device=self.accelerator.device))
+        return [bool(v) for v in gathered.max(dim=0).values.tolist()]
+
+    def idle_pass(self, model, inputs: dict) -> torch.Tensor:
+        """A zero-weighted forward pass on one of this step's rollouts.
+
+        Under several processes every process must run the same forward passes, in the same order, before
+        the backward (DDP synchronises in each forward and reduces gradients once), so a process without a
+        mutual-learning pair or a full buffer runs this in their place; it adds nothing to the loss or the
+        gradient.
+        """
+        batch = {k: inputs[k][:1] for k in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask")}
+        return 0.0 * self.mutual_learning_loss(model, batch)
+
     def _compute_loss(self, model, inputs):
         use_teacher = self.model.training and self.teacher_term and self._transfer is not None and "meml_row" in inputs
         self._capture_logps = use_teacher
         loss = super()._compute_loss(model, inputs)
-        if self.model.training and self.lambda1 > 0:
-            if self._transfer is not None:
+        if not self.model.training:
+            return loss
+        has_mutual = self.lambda1 > 0 and self._transfer is not None
+        has_buffer_batch = self._buffer_batch is not None
+        # decided before any extra forward pass, so that every process runs the same passes in the same order
+        any_mutual, any_buffer_batch = self._anywhere(has_mutual, has_buffer_batch)
+        if self.lambda1 > 0:
+            if has_mutual:
                 mutual = self.mutual_learning_loss(model, self._transfer)
                 if use_teacher:
                     mutual = mutual + self.teacher_value(inputs, self._transfer)
@@ -260,11 +284,15 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
                 loss = loss + self.lambda1 * mutual
             else:
                 self._metrics["train"]["mutual/loss"].append(0.0)
-        if self.model.training and self._buffer_batch is not None:
+                if any_mutual:
+                    loss = loss + self.idle_pass(model, inputs)
+        if has_buffer_batch:
             sft = self.mutual_learning_loss(model, self._buffer_batch)
             self._metrics["train"]["buffer/sft_loss"].append(sft.item())
             loss = loss + self.lambda2 * sft
             self._buffer_batch = None
+        elif any_buffer_batch:
+            loss = loss + self.idle_pass(model, inputs)
         return loss
 
 

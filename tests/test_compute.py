@@ -213,30 +213,74 @@ import json, sys
 from baselines.rl import rl_rows, train_rl
 from baselines.rl_config import RLRunConfig
 from meml.data import load_records
+from meml.riel_config import MEMLConfig
+from meml.trainer import meml_rows, trainer_builder
 
-model, world, out = sys.argv[1:4]
-rows = rl_rows(load_records("synth_gsm8k", "train", world)[:8], [0], ["P0"])
-run = RLRunConfig.for_algorithm("GRPO", {"steps": 2, "prompts_per_step": 2, "num_generations": 4,
-                                         "max_completion_length": 8, "save_steps": 1})
-print("METRICS", json.dumps(train_rl(model, rows, "gsm8k", run, out + "/run", out + "/work")))
+model, world, out, method = sys.argv[1:5]
+records = load_records("synth_gsm8k", "train", world)[:12]
+prompts = ["P0", "P1", "P2"]
+common = {"steps": 2, "prompts_per_step": 6, "num_generations": 4, "max_completion_length": 8, "save_steps": 1}
+if method == "MEML-GRPO":
+    settings = MEMLConfig.for_method(method, {"buffer_k": 1, "buffer_capacity": 2, "buffer_probability": "always"})
+    run = settings.grpo_run(RLRunConfig.for_algorithm("GRPO", common), 3)
+    metrics = train_rl(model, meml_rows(records), "gsm8k", run, out + "/run", out + "/work",
+                       build=trainer_builder(settings, prompts))
+else:
+    run = RLRunConfig.for_algorithm(method, common)
+    metrics = train_rl(model, rl_rows(records, [0, 1, 2], prompts), "gsm8k", run, out + "/run", out + "/work")
+import os
+with open(f"{out}/metrics.rank{os.environ['RANK']}.json", "w") as handle:
+    json.dump(metrics, handle)
 """
 
 
 @pytest.mark.slow
-def test_two_processes_train_one_run_and_rank_zero_writes_it(tiny_model_dir, small_world, tmp_path):
-    """The multi-GPU code path on CPU: torchrun starts 2 gloo processes; the run is written once, by rank 0."""
+@pytest.mark.parametrize("method", ["GRPO", "DAPO", "MEML-GRPO"])
+def test_two_processes_train_one_run_and_rank_zero_writes_it(method, tiny_model_dir, small_world, tmp_path):
+    """The multi-GPU code path on CPU: torchrun starts 2 gloo processes; the run is written once, by rank 0.
+
+    DAPO's dynamic sampling and MEML-GRPO's expansion to experts must keep the processes' collectives
+    in step (same rounds, same batch lengths)."""
     script = tmp_path / "train.py"
     script.write_text(TORCHRUN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
-                           str(tiny_model_dir), str(small_world), str(tmp_path)],
+                           str(tiny_model_dir), str(small_world), str(tmp_path), method],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    printed = [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("METRICS")]
-    assert len(printed) == 2 and printed.count({}) == 1  # rank 1 leaves the writing to rank 0
-    metrics = max(printed, key=len)
+    printed = [json.loads((tmp_path / f"metrics.rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert printed[1] == {}  # rank 1 leaves the writing to rank 0
+    metrics = printed[0]
     assert metrics["num_processes"] == 2 and metrics["steps"] == 2
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2]  # one row per step, not one per process
     assert (tmp_path / "run" / "model.safetensors").exists() and not (tmp_path / "work").exists()
     assert not (tmp_path / ".run.saving").exists()
+    if method == "MEML-GRPO":
+        assert all(row["buffer_sft_updates"] >= 1 for row in log[1:])
+
+
+class _TwoProcesses:
+    """An accelerator stand-in whose gather returns this process's value and another process's."""
+
+    def __init__(self, other: float):
+        self.other, self.device = other, "cpu"
+
+    def gather(self, tensor):
+        return torch.cat([tensor, torch.tensor([self.other])])
+
+
+def test_dapo_cuts_kept_groups_to_the_fewest_any_process_kept():
+    from baselines.grpo_trainers import DAPOTrainer
+
+    def part(groups, first):
+        rows = torch.arange(first, first + 2 * groups, dtype=torch.float)
+        return {"advantages": rows, "completion_mask": torch.ones(2 * groups, 3), "num_items_in_batch": 0}
+
+    trainer = DAPOTrainer.__new__(DAPOTrainer)
+    kept = [part(2, 0), part(3, 4)]  # 5 groups of 2 rows kept here
+    trainer.accelerator = _TwoProcesses(other=3.0)  # the other process kept 3
+    cut, count = trainer._equalize_across_processes(kept, 5, size=2)
+    assert count == 3 and [p["advantages"].tolist() for p in cut] == [[0, 1, 2, 3], [4, 5]]
+    trainer.accelerator = _TwoProcesses(other=7.0)  # the other kept more: nothing to cut here
+    assert trainer._equalize_across_processes(kept, 5, size=2) == (kept, 5)
