@@ -55,12 +55,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from meml.prompts import DEFAULT_EXPERT_PROMPTS  # noqa: E402 - needs the repository on sys.path
+
 STAGES = ("setup", "grpo", "meml", "eval")
 EXIT_PASS, EXIT_FAIL, EXIT_TIMEOUT = 0, 1, 3
 DEGRADED_NOTE = "DEGRADED: no CUDA device, ran on CPU in fp32 without vLLM"
 ACCURACY_NOTE = "meaningless: a randomly initialised tiny model, a few RL steps; this only proves the path runs"
-EXPERT_PROMPTS = ("You are Expert 0. Solve step by step.", "You are Expert 1. Solve step by step.",
-                  "You are Expert 2. Solve step by step.")
 GIB = 1024 ** 3
 
 # Sizes per mode. GPU: large enough that generation, not Python overhead, dominates a step.
@@ -274,7 +274,7 @@ def stage_setup(plan: dict, run_dir: Path) -> dict:
     splits = {"train": sizes["world"]["train"], "test": max(sizes["world"]["test"], plan["eval_items"])}
     write_world(world, WorldConfig(seed=0, splits=splits), tasks=("gsm8k",))
     records = load_records("synth_gsm8k", "train", world)
-    corpus = [r.question for r in records] + [r.rationale for r in records] + list(EXPERT_PROMPTS) * 50
+    corpus = [r.question for r in records] + [r.rationale for r in records] + list(DEFAULT_EXPERT_PROMPTS) * 50
     tokenizer = train_tokenizer(corpus, "qwen2", vocab_size=sizes["vocab_size"])
     model = build_model("qwen2", tokenizer, seed=0, **sizes["model"])
     model_dir = save_pretrained_folder(model, tokenizer, run_dir / "model")
@@ -306,7 +306,7 @@ def _train(plan: dict, setup: dict, run_dir: Path, which: str) -> dict:
         baselines.rl._reward_functions = lambda task, run: [smoke_reward]
     timer = GenerationTimer(cuda)
     records = load_records("synth_gsm8k", "train", setup["world"]["path"])
-    prompts = list(EXPERT_PROMPTS)
+    prompts = list(DEFAULT_EXPERT_PROMPTS)
     rl_settings = {**sizes["rl"], "steps": plan["steps"], "save_steps": plan["steps"], "learning_rate": 1e-5}
     run = RLRunConfig.for_algorithm("GRPO", rl_settings)
     captured = {}
@@ -401,7 +401,7 @@ def stage_eval(plan: dict, setup: dict, run_dir: Path) -> dict:
     records = load_records("synth_gsm8k", "test", setup["world"]["path"])[: plan["eval_items"]]
     docs = write_task_docs(records, run_dir / "eval" / "synth_gsm8k.jsonl")
     started = time.perf_counter()
-    results = evaluate_model(grpo["out"], docs, "meml_synth_gsm8k", {0: EXPERT_PROMPTS[0]},
+    results = evaluate_model(grpo["out"], docs, "meml_synth_gsm8k", {0: DEFAULT_EXPERT_PROMPTS[0]},
                              max_new_tokens=sizes["eval"]["max_new_tokens"], batch_size=sizes["eval"]["batch_size"],
                              threads=sizes["rl"]["threads"], compute=compute)
     eval_s = time.perf_counter() - started

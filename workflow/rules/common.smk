@@ -1,6 +1,7 @@
 # Shared helpers for the rules: expected outputs, computed from the config through meml.paths.
 from meml import paths, stages
 from meml.config import config_digest
+from meml.teachers import TEACHER_KINDS
 from reports.table6 import table6_methods
 
 FAMILIES = config["models"]["families"]
@@ -11,7 +12,7 @@ import re
 METHODS = config["sft"]["methods"]
 RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
 N_EXPERTS = len(config["experts"]["prompts"])
-TEACHER_EXPERTS = [k for k, s in enumerate(config["experts"]["sources"]) if s["kind"] in ("openai", "local")]
+TEACHER_EXPERTS = [k for k, s in enumerate(config["experts"]["sources"]) if s["kind"] in TEACHER_KINDS]
 MEML_METHODS = stages.meml_methods(config)  # every method once per sweep point (meml/sweeps.py)
 SWEEP = bool(config.get("sweep"))
 TABLE6_METHODS = table6_methods(config)
