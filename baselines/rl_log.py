@@ -9,6 +9,8 @@ metric TRL and the trainers logged under their own names:
 - ``frac_all_zero``, ``frac_all_correct``, ``frac_zero_std`` (fractions of groups)
 - ``completion_length``, ``truncated_ratio``, ``clip_ratio_low``, ``clip_ratio_high``, ``clip_ratio_region``
 - ``loss``, ``learning_rate``, ``grad_norm``, ``entropy``, ``step_time``
+- ``reward_over_budget`` (completions of the step, per process, whose grading the reward's budget cut off and
+  scored 0: see :mod:`meml.rewards.budget`)
 - ``reward_expert<k>``, ``frac_all_zero_expert<k>`` (multi-expert rollouts), ``reward_slice<s>``, ...
 - ``dynamic_rounds``, ``dynamic_kept_groups``, ``dynamic_sampled_groups``, ``dynamic_bound_hit`` (DAPO)
 - ``frac_questions_all_zero`` (questions every expert got wrong in all its samples), ``mutual_loss`` (lambda1's term, 0 when no question had a valid E+/E- pair), ``mutual_questions``,
@@ -52,6 +54,7 @@ CANONICAL = {
     "buffer/size": "buffer_size",
     "buffer/sft_updates": "buffer_sft_updates",
     "buffer/sft_loss": "buffer_sft_loss",
+    "judge/over_budget": "reward_over_budget",
 }
 REQUIRED = ("step", "reward", "reward_std", "frac_all_zero", "frac_zero_std", "completion_length",
             "clip_ratio_low", "clip_ratio_high", "loss", "learning_rate", "elapsed_s")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from meml.io import write_json_atomic, write_jsonl_atomic
 from meml.records import Record
-from meml.rewards import accuracy_reward, extract_answer
+from meml.rewards import STOP_SEQUENCES, accuracy_reward, budget_counts, extract_answer
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,15 @@ def task_config(name: str, docs_path: str | Path, max_new_tokens: int, temperatu
 
     Greedy by default; with ``temperature`` the model samples (plain temperature sampling, no top-k or
     top-p truncation, as the RL rollouts sample) and lm-eval draws ``repeats`` completions per document.
+    Generation stops at :data:`meml.rewards.STOP_SEQUENCES` (an invented next turn), where the shared
+    reward also cuts a completion, so a stopped evaluation and a full RL rollout are graded alike.
     """
+    until = list(STOP_SEQUENCES)
     if temperature is None:
-        generation = {"until": [], "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens}
+        generation = {"until": until, "do_sample": False, "temperature": 0.0, "max_gen_toks": max_new_tokens}
     else:
-        generation = {"until": [], "do_sample": True, "temperature": float(temperature), "top_k": 0, "top_p": 1.0,
-                      "max_gen_toks": max_new_tokens}
+        generation = {"until": until, "do_sample": True, "temperature": float(temperature), "top_k": 0,
+                      "top_p": 1.0, "max_gen_toks": max_new_tokens}
     return {
         "task": name,
         "dataset_path": "json",
@@ -103,6 +106,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
     manager = TaskManager(include_defaults=False)
     out = {}
     for expert, prompt in system_prompts.items():
+        cut_before = sum(budget_counts().values())
         results = simple_evaluate(
             model=lm,
             tasks=[task_config(task_name, docs_path, max_new_tokens)],
@@ -126,6 +130,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
         lm_eval_metric = results["results"][task_name].get("exact_match,none")
         summary = summarize(samples)
         summary["lm_eval_exact_match"] = lm_eval_metric
+        summary["reward_over_budget"] = sum(budget_counts().values()) - cut_before  # answers the budget cut off
         summary["system_prompt"] = prompt
         out[expert] = (summary, samples)
         log.info("%s expert %d: accuracy %.3f on %d items", task_name, expert, summary["accuracy"], summary["n"])

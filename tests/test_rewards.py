@@ -173,7 +173,7 @@ def test_gsm8k_accuracy(completion, reference, expected):
         ("so 9 members play both . c", "c"),
         ("= 2 / 5 , or c .", "c"),
         ("[ e ]", "e"),
-        ("a ) 10 ( 2 + b ) = 5 and x", "a"),  # "b )" closes a parenthesis: a variable, not a label
+        ("a ) 10 ( 2 + b ) = 5 and x", None),  # a label in prose is no pick; "b )" closes a parenthesis
         ("cis the answer", None),  # no letter glued to a word
         # priorities
         ("the answer is b, no wait\n#### d", "d"),  # #### wins
@@ -219,7 +219,7 @@ def test_mathqa_lone_a_word_does_not_hide_later_letter():
         ("The answer is 30.", OPTIONS, "c"),
         ("#### 30", OPTIONS, "c"),
         ("\\boxed{30}", OPTIONS, "c"),
-        ("I computed 12 + 18 = 30", OPTIONS, "c"),  # final number
+        ("I computed 12 + 18 = 30", OPTIONS, None),  # a bare final number commits to no option
         ("(a) 10 (b) 20 (c) 30 (d) 40\n#### 20", OPTIONS, "b"),  # #### value beats the echoed labels
         ("the answer is none of these", OPTIONS, "e"),  # non-numeric option text
         ("the answer is rs. 400", "a ) rs . 200 , b ) rs . 400 , c ) rs . 600 , d ) rs . 800 , e ) none", "b"),
@@ -275,7 +275,8 @@ def test_mathqa_accuracy(completion, reference, options, expected):
         ("Facts ... \n#### yes", "yes"),
         ("#### No.", "no"),
         ("#### **True**", "yes"),
-        ("no wait... yes it is\n#### no", "no"),  # #### wins
+        ("no wait... yes it is\n#### no", None),  # takes "no" back for "yes", then says "no" again: both
+        ("no wait... yes it is\n#### yes", "yes"),
         ("So the answer is no.", "no"),
         ("Answer: Yes", "yes"),
         ("The answer is: **Yes**", "yes"),
@@ -287,7 +288,8 @@ def test_mathqa_accuracy(completion, reference, options, expected):
         ("false", "no"),
         ("YES", "yes"),
         ("There is no evidence either way. I'd say yes overall.", "yes"),  # last yes/no word
-        ("Yes, it seems so, but the answer is no.", "no"),  # "answer is" beats a leading word
+        ("Yes, it seems so, but the answer is no.", None),  # both, never taken back: commits to nothing
+        ("Yes. Wait, that's wrong: he died first. So the answer is no.", "no"),  # an explicit correction
         ("\\boxed{\\text{No}}", "no"),
     ],
 )
@@ -494,5 +496,153 @@ def test_mathqa_letter_before_an_empty_final_marker_beats_the_last_number():
     options = "a ) 11 , b ) 10 , c ) 9 , d ) 5 , e ) 6"
     assert extract_answer("mathqa", "3*3=9 , 9+2=11 , so d\n####", options) == "d"
     assert accuracy_reward("mathqa", "3*3=9 , 9+2=11 , so d\n####", "a", options) == 0.0
-    assert extract_answer("mathqa", "9+2=11\n####", options) == "a"  # no letter written: the value decides
+    assert extract_answer("mathqa", "9+2=11\n####", options) is None  # no letter, no answer statement: no pick
     assert extract_answer("mathqa", "so b\n#### d", options) == "d"
+
+
+# --------------------------------------------------------------------------------------------- continuations
+
+
+def _lm_eval_truncate(text: str) -> str:
+    """What lm-eval 0.4.13 returns for a generation with our ``until`` (models/utils.postprocess_generated_text)."""
+    from meml.rewards import STOP_SEQUENCES
+
+    for term in STOP_SEQUENCES:
+        text = text.split(term)[0]
+    return text
+
+
+@pytest.mark.parametrize("stop", __import__("meml.rewards", fromlist=["STOP_SEQUENCES"]).STOP_SEQUENCES)
+@pytest.mark.parametrize(
+    ("task", "own", "invented", "gold", "options"),
+    [
+        ("gsm8k", "She makes 9 * 2 = $18.\n#### 18", " John has 5 apples. How many?\n#### 20", "18", None),
+        ("gsm8k", "She makes 9 * 2 = $18.\n#### 18", " John has 5 apples. How many?\n#### 20", "20", None),
+        ("mathqa", "12 * 2 = 24 . answer : b", " a train ... answer : d", "b", OPTIONS),
+        ("mathqa", "12 * 2 = 24 . answer : b", " a train ... answer : d", "d", OPTIONS),
+        ("strategyqa", "Caesar died before it was built. So, no.", " Can a goat swim? Yes.\n#### yes", "no", None),
+        ("strategyqa", "Caesar died before it was built. So, no.", " Can a goat swim? Yes.\n#### yes", "yes", None),
+        ("gsm8k", "", " What is 2 + 2?\n#### 4", "4", None),  # a turn that starts with the stop: nothing of its own
+    ],
+)
+def test_reward_and_lm_eval_stop_agree(stop, task, own, invented, gold, options):
+    """An RL rollout runs on past an invented turn; lm-eval stops there. Both must be graded alike,
+    and only the completion's own answer counts."""
+    full = own + stop + invented
+    expected = accuracy_reward(task, own, gold, options)
+    assert accuracy_reward(task, full, gold, options) == expected
+    assert accuracy_reward(task, _lm_eval_truncate(full), gold, options) == expected
+
+
+def test_evaluation_tasks_stop_at_the_shared_stop_sequences(tmp_path):
+    from meml.evaluation import task_config
+    from meml.rewards import STOP_SEQUENCES
+
+    for temperature in (None, 0.7):
+        config = task_config("t", tmp_path / "docs.jsonl", 64, temperature=temperature)
+        assert config["generation_kwargs"]["until"] == list(STOP_SEQUENCES)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Q1: 3 + 4 = 7\nQ2: is 7 more than 5? yes\n#### yes", "yes"),  # numbered sub-questions are reasoning
+        ("#### no\n\n**Question:** Is the sky green?\n#### yes", "no"),
+        ("#### no\n## Question: Is the sky green?\n#### yes", "no"),
+        ("<think>It is yes.</think>\nNo, it is not.", "no"),
+        ("<think>It is yes. The answer is yes", None),  # the think block never closed
+    ],
+)
+def test_own_answer_only(text, expected):
+    assert extract_answer("strategyqa", text) == expected
+
+
+# --------------------------------------------------------------------------------------------- references
+
+
+@pytest.mark.parametrize(
+    ("reference", "completion", "expected"),
+    [
+        ("Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18.\n#### 18",
+         "#### 18", 1.0),
+        ("Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18.\n#### 18",
+         "#### 16", 0.0),
+        ("He pays 1,000 + 80 = 1,080.\n#### 1,080", "The answer is 1080.", 1.0),
+        ("\\frac{1}{2}", "#### 0.5", 1.0),
+        ("1,080", "\\boxed{1{,}080}", 1.0),
+    ],
+)
+def test_gsm8k_reference_forms(reference, completion, expected):
+    assert accuracy_reward("gsm8k", completion, reference) == expected
+
+
+# --------------------------------------------------------------------------------------------- arithmetic
+
+
+@pytest.mark.parametrize(
+    ("clause", "kind", "canonical"),
+    [
+        ("18", "value", "18"),
+        ("$1,080.00 in total", "value", "1080"),
+        ("3/4.", "value", "3/4"),  # the sentence's period does not eat the denominator
+        (".5", "value", "0.5"),
+        ("2 1/2 cups", "value", "5/2"),
+        ("eighteen dollars", "value", "18"),
+        ("twenty-five", "value", "25"),
+        ("one hundred and five", "value", "105"),
+        ("29 + 1 = 30", "value", "30"),  # an equation by its result
+        ("3 apples + 2 apples = 5 apples.", "value", "5"),
+        ("16 - 3 - 4", "value", "9"),
+        ("3 * 6 = $18", "value", "18"),
+        ("8, not 4", "value", "8"),
+        ("18 (that is 3 * 6)", "value", "18"),
+        ("0.5 (or 1/2)", "value", "0.5"),  # the same value twice
+        ("25 or 35", "hedge", None),
+        ("between 4 and 24", "hedge", None),
+        ("not 4, it's 8", "hedge", None),
+        ("either 5 or 6", "hedge", None),
+        ("5, 6", "hedge", None),
+        ("at least 4", "hedge", None),
+        ("roughly 25 to 35", "hedge", None),
+        ("no idea", "none", None),
+    ],
+)
+def test_parse_clause(clause, kind, canonical):
+    from meml.rewards.arith import parse_clause
+
+    verdict = parse_clause(clause)
+    assert (verdict.kind, verdict.canonical) == (kind, canonical)
+
+
+@pytest.mark.parametrize(
+    ("latex", "canonical"),
+    [
+        ("\\frac{3}{4}", "3/4"),
+        ("\\dfrac{36}{2}", "18"),
+        ("1{,}080", "1080"),
+        ("\\$18", "18"),
+        ("18 \\text{ dollars}", "18"),
+        ("\\sqrt{324}", "18"),
+        ("\\sqrt[3]{27}", "3"),
+        ("\\binom{10}{2}", "45"),
+        ("5!", "120"),
+        ("2\\frac{1}{2}", "5/2"),
+        ("3 \\times 6", "18"),
+        ("2^{10}", "1024"),
+        ("x = 18", "18"),
+        ("\\left(\\frac{1}{2}\\right)", "1/2"),
+    ],
+)
+def test_latex_arithmetic(latex, canonical):
+    from meml.rewards.arith import parse_clause
+    from meml.rewards.latex import to_plain
+
+    assert parse_clause(to_plain(latex), math=True).canonical == canonical
+
+
+@pytest.mark.parametrize("latex", ["\\sqrt{2}", "2x", "\\pi r^2", "18 + x", "x + y"])
+def test_latex_that_is_not_arithmetic_goes_to_math_verify(latex):
+    from meml.rewards.arith import parse_clause
+    from meml.rewards.latex import to_plain
+
+    assert parse_clause(to_plain(latex), math=True).kind == "other"

@@ -1,0 +1,150 @@
+"""GSM8K: the number a completion commits to, and whether it equals the gold number.
+
+The final answer is the last explicit answer statement: a ``####`` line, a ``\\boxed{}``, or a sentence
+such as "The answer is ...", "Answer: ...", "The final answer is ...". Its clause is read by
+:func:`meml.rewards.arith.parse_clause` (an equation by its result, a hedge as nothing). Without any
+statement the last number of the text is the answer, unless its sentence hedges between values.
+
+Extracted answers are canonical strings: ``"1080"``, ``"18.5"``, ``"3/4"``, ``"-3"``; other math
+(``\\sqrt{2}``) is kept as cleaned LaTeX and compared by math-verify under :mod:`meml.rewards.budget`.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from meml.rewards import budget
+from meml.rewards.arith import TooExpensive, Verdict, clause_end, number_value, parse_clause
+from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain, unbox
+
+_TOLERANCE = Fraction(1, 10**6)
+_ANSWER_STATEMENT = re.compile(
+    r"\b(?:final\s+)?answer(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\b\**"
+    r"(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|comes\s+(?:out\s+)?to|equals)\b"
+    r"|\s*[:=]|\s*\*\*\s*:|\s*-\s|\s+(?=[$\\0-9.\u2212-]))",
+    re.IGNORECASE,
+)
+_HASHES = re.compile(r"####")
+_LAST_NUMBER = re.compile(
+    r"(?:(?<![0-9A-Za-z_)\]}.])[-\u2212])?(?<![0-9A-Za-z_])"
+    r"(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?(?:\s*/\s*[0-9]+(?![0-9]|[.,][0-9]))?"
+    r"|(?<![0-9A-Za-z_.])\.[0-9]+"
+)
+_SENTENCE_START = re.compile(r"(?:^|\n|[.!?;](?=\s))[^\n.!?;]*$")
+
+
+def _clause_answer(clause: str, math: bool = False) -> Verdict:
+    """Verdict of an answer clause; LaTeX is rewritten as arithmetic first. Bombs are counted and refused."""
+    try:
+        if math or re.search(r"[\\{}^]", clause):
+            plain = to_plain(clause)
+            return parse_clause(plain, math=True)
+        return parse_clause(clause)
+    except (TooExpensive, LatexTooDeep, RecursionError):
+        budget.count("refused")
+        return Verdict("refused")
+
+
+def _latex_answer(content: str) -> str | None:
+    """A boxed or LaTeX answer that is not plain arithmetic, cleaned for math-verify (None if empty)."""
+    body = " ".join(strip_text_macros(content).replace("$", " ").split()).strip(" .,;:")
+    return body or None
+
+
+def _statement_answer(kind: str, content: str) -> tuple[str, str | None]:
+    """``(status, answer)`` of one explicit statement: status value, hedge or empty."""
+    if kind == "boxed":
+        content = unbox(content)
+    verdict = _clause_answer(content, math=kind == "boxed")
+    if verdict.kind == "value":
+        return "value", verdict.canonical
+    if verdict.kind in ("hedge", "refused"):
+        return "hedge", None
+    if verdict.kind == "other":
+        latex = _latex_answer(content)
+        return ("value", latex) if latex else ("empty", None)
+    return "empty", None
+
+
+def _statements(text: str) -> list[tuple[int, str, str]]:
+    """Explicit answer statements ``(position, kind, content)``, in text order."""
+    found = []
+    for match in _HASHES.finditer(text):
+        line = text[match.end():].split("\n", 1)[0]
+        found.append((match.start(), "hashes", line))
+    for match in _ANSWER_STATEMENT.finditer(text):
+        rest = text[match.end():]
+        found.append((match.start(), "statement", rest[:clause_end(rest, 0, math="\\" in rest[:200])]))
+    boxed_text = text
+    while (box := last_boxed(boxed_text)) is not None:
+        found.append((box[0], "boxed", box[1]))
+        boxed_text = boxed_text[:box[0]]
+    return sorted(found)
+
+
+def _last_number(text: str) -> str | None:
+    """The last number of the text (``3/4`` with its denominator), unless its sentence hedges."""
+    last = None
+    for last in _LAST_NUMBER.finditer(text):
+        pass
+    if last is None:
+        return None
+    sentence_start = _SENTENCE_START.search(text, 0, last.start())
+    start = sentence_start.start() if sentence_start else 0
+    end = clause_end(text, last.end())
+    try:
+        verdict = parse_clause(text[start:end].lstrip(".!?;\n "))
+    except TooExpensive:
+        budget.count("refused")
+        return None
+    if verdict.kind == "hedge":
+        return None
+    try:
+        return parse_clause(last.group()).canonical
+    except TooExpensive:
+        budget.count("refused")
+        return None
+
+
+def extract(text: str) -> str | None:
+    """The answer of a GSM8K completion (see the module docstring), or None."""
+    for position, kind, content in reversed(_statements(text)):
+        status, answer = _statement_answer(kind, content)
+        if status == "value":
+            return answer
+        if status == "hedge":
+            return None
+    return _last_number(text)
+
+
+def reference(text: str) -> str | None:
+    """The gold of a reference: a bare value (``"1,080"``, ``"\\frac{1}{2}"``) or a full solution's ``####`` line."""
+    if "####" in text:
+        return extract(text)
+    status, answer = _statement_answer("boxed", text.strip())
+    return answer if status == "value" else extract(text)
+
+
+def as_fraction(answer: str) -> Fraction | None:
+    """Exact value of a canonical number or ``p/q`` string; None for anything else."""
+    if not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?", answer):
+        return None
+    num, _, den = answer.partition("/")
+    try:
+        value = number_value(num.lstrip("-"))
+        if den:
+            value /= number_value(den)
+    except (TooExpensive, ZeroDivisionError):
+        return None
+    return -value if num.startswith("-") else value
+
+
+def equal(gold: str, prediction: str) -> bool:
+    """Same value (up to 1e-6: values are exact, only rounding is forgiven), else math-verify for other math."""
+    a, b = as_fraction(gold), as_fraction(prediction)
+    if a is not None and b is not None:
+        return abs(a - b) <= _TOLERANCE
+    if gold == prediction:
+        return True
+    return budget.math_verify_equal(gold, prediction)

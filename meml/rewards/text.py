@@ -1,0 +1,54 @@
+"""What part of a completion is its own answer: the text before any invented next turn, after any think block.
+
+:data:`STOP_SEQUENCES` are the lm-eval tasks' ``until`` strings; :func:`own_answer` cuts at each of them
+(and at the same markers written with other spacing), so an evaluation that stopped generating at one
+and a training reward that read the whole rollout grade the same text.
+"""
+
+from __future__ import annotations
+
+import re
+
+STOP_SEQUENCES = (
+    "\nQuestion:", "\nQ:", "\nProblem:", "\nHuman:", "\nUser:", "\n### Question", "\n### Problem",
+    "\n### Instruction", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>",
+    "<|start_header_id|>", "</s>",
+)
+"""Where a completion's own turn ends: an invented next question or turn, or a chat special token."""
+
+_NEW_TURN = re.compile(
+    r"\n[ \t]*(?:#{1,4}[ \t]*)?(?:\*\*)?(?:Question|Q|Problem|Human|User|Instruction)(?:\*\*)?[ \t]*:"
+    r"|\n[ \t]*#{1,4}[ \t]*(?:Question|Problem|Instruction)\b"
+    r"|<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|start_header_id)\|>|</s>",
+)
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
+
+
+def cut_continuation(text: str) -> str:
+    """``text`` up to the start of an invented next turn (a new line ``Question:``, ``Q:``, ``Problem:``,
+    ``Human:``, ``User:``, or a chat special token); numbered ``Q1:`` lines are reasoning and stay.
+
+    Every :data:`STOP_SEQUENCES` string is such a start, so the cut is never later than where lm-eval
+    stops, and grading a full rollout equals grading what lm-eval returns for it.
+    """
+    match = _NEW_TURN.search(text)
+    return text if match is None else text[:match.start()]
+
+
+def own_answer(text: str) -> str | None:
+    """The part of a completion that holds its answer, or None when it committed to nothing.
+
+    The text is cut at an invented next turn; a ``<think>`` block is reasoning, so the answer is read
+    after ``</think>``, and a think block that never closes holds no answer.
+    """
+    text = cut_continuation(text)
+    close = None
+    for close in _THINK_CLOSE.finditer(text):
+        pass
+    if close is not None:
+        after = text[close.end():]
+        return after if after.strip() else None
+    if _THINK_OPEN.search(text):
+        return None
+    return text
