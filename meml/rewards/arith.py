@@ -405,6 +405,32 @@ _MAX_WORDS_BEFORE_VALUE = 12
 _MAX_UNIT_WORDS = 3
 
 
+_SCALE = re.compile(r"(?<![0-9.,])([0-9]{1,3}(?:,[0-9]{3})*(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?)\s*"
+                    r"(thousand|million|billion|trillion)\b", re.IGNORECASE)
+_SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_POSSIBLY = re.compile(
+    r"\b(?:could|might|may|can)\s+(?:also\s+|even\s+|well\s+)?be\s+(?:about\s+|around\s+|roughly\s+)?\$?\s*"
+    r"([0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+(?:\.[0-9]+)?)",
+    re.IGNORECASE,
+)
+
+
+def expand_scales(text: str) -> str:
+    """``109.2 million`` -> ``109200000``, ``12 thousand`` -> ``12000`` (exactly, as digits)."""
+    def expand(match: re.Match) -> str:
+        digits = match.group(1).replace(",", "")
+        if len(digits) > 30:
+            return match.group()
+        integer, _, fraction = digits.partition(".")
+        shift = _SCALES[match.group(2).lower()]
+        fraction = fraction.ljust(shift, "0")
+        whole = (integer + fraction[:shift]).lstrip("0") or "0"
+        rest = fraction[shift:].rstrip("0")
+        return whole + ("." + rest if rest else "")
+
+    return _SCALE.sub(expand, text) if _SCALE.search(text) else text
+
+
 def clause_end(text: str, start: int = 0, math: bool = False) -> int:
     """End of the sentence that starts at ``start`` (a newline, ``.`` not before a digit, ``?``, ``;``, ``!``)."""
     match = (_CLAUSE_END_MATH if math else _CLAUSE_END).search(text, start)
@@ -521,7 +547,7 @@ def parse_clause(text: str, math: bool = False) -> Verdict:
     Raises:
         TooExpensive: for a bomb (the caller scores it 0 and counts it).
     """
-    text = text[:clause_end(text, 0, math)]
+    text = expand_scales(text[:clause_end(text, 0, math)])
     tokens = tokenize(text)
     if math:  # 2\sqrt{2}, 3(4): juxtaposition multiplies
         for index in range(len(tokens) - 1, 0, -1):
@@ -576,6 +602,13 @@ def parse_clause(text: str, math: bool = False) -> Verdict:
         literal = _single_literal(sides[-1])
         decimal = canonical_decimal(literal) if literal is not None and "/" not in literal else None
     second = _alternative_after(tokens, end)
+    if second is None and end < len(tokens):
+        possible = _POSSIBLY.search(text, tokens[end].start)  # "30, but it could also be 40"
+        if possible is not None:
+            try:
+                second = number_value(possible.group(1))
+            except TooExpensive:
+                second = None
     if second is not None and second != value:
         return HEDGE
     if math and any(t.kind not in ("pct", "cur", "comma") and not (t.kind == "word" and len(t.text) > 1)

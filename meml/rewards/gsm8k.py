@@ -17,6 +17,7 @@ from fractions import Fraction
 from meml.rewards import budget
 from meml.rewards.arith import TooExpensive, Verdict, clause_end, number_value, parse_clause
 from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain, unbox
+from meml.rewards.text import retracted
 
 _TOLERANCE = Fraction(1, 10**6)
 _ANSWER_STATEMENT = re.compile(
@@ -83,25 +84,40 @@ def _statements(text: str) -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+_NUMBER_WORD = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
+                r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+                r"|hundred|thousand|million)")
+_NUMBER_WORDS = re.compile(r"\b" + _NUMBER_WORD + r"(?:(?:[\s-]+|\s+and\s+)" + _NUMBER_WORD + r")*\b", re.IGNORECASE)
+
+
 def _last_number(text: str) -> str | None:
-    """The last number of the text (``3/4`` with its denominator), unless its sentence hedges."""
+    """The last number of the text (digits, ``3/4`` with its denominator, or words such as "one hundred
+    and five"; a lone "one" is a pronoun), unless its sentence hedges or a retraction follows it."""
     last = None
     for last in _LAST_NUMBER.finditer(text):
         pass
-    if last is None:
+    words = None
+    for words in _NUMBER_WORDS.finditer(text):
+        pass
+    if words is not None and (words.group().lower() in ("one", "zero")
+                              or re.match(r"(?i)hundred|thousand|million", words.group())):
+        words = None  # a pronoun "one"; "12 thousand" is read from its digits
+    if words is not None and (last is None or words.start() > last.start()):
+        last = words
+    if last is None or retracted(text, last.end()):
         return None
     sentence_start = _SENTENCE_START.search(text, 0, last.start())
     start = sentence_start.start() if sentence_start else 0
     end = clause_end(text, last.end())
     try:
         verdict = parse_clause(text[start:end].lstrip(".!?;\n "))
-    except TooExpensive:
-        budget.count("refused")
-        return None
-    if verdict.kind == "hedge":
-        return None
-    try:
-        return parse_clause(last.group()).canonical
+        if verdict.kind == "hedge":
+            return None
+        begin = last.start()
+        mixed = re.search(r"(?<![0-9.,])[0-9]+\s+$", text[max(0, begin - 12):begin])
+        if mixed is not None and "/" in last.group():
+            begin -= len(mixed.group())  # "2 1/2"
+        return _clause_answer(text[begin:end]).canonical
     except TooExpensive:
         budget.count("refused")
         return None
@@ -112,7 +128,7 @@ def extract(text: str) -> str | None:
     for position, kind, content in reversed(_statements(text)):
         status, answer = _statement_answer(kind, content)
         if status == "value":
-            return answer
+            return None if retracted(text, position + len(content)) else answer
         if status == "hedge":
             return None
     return _last_number(text)

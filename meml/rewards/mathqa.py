@@ -25,6 +25,7 @@ from meml.options import LETTERS, parse_options
 from meml.rewards import budget
 from meml.rewards.arith import MAX_DIGITS, TooExpensive, parse_clause
 from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain
+from meml.rewards.text import retracted
 
 _FLAGS = re.IGNORECASE
 _TOLERANCE = Fraction(1, 10**6)
@@ -36,23 +37,35 @@ _LETTER_END = r"(?![A-Za-z0-9_']|\.[A-Za-z])"  # not a word, not "e.g" / "c.p"
 _LETTER = (
     r"(?:\(\s*(?P<p>[a-e])\s*\)"
     r"|(?P<b>[b-e])" + _LETTER_END +
-    r"|(?P<a>a)(?=\s*\)|\s*$|\s*[.,;:!?*\"'\]}\n/])(?!\.[A-Za-z]))"
+    r"|(?P<a>a)(?=\s*\)|\s*$|\s*[.,;:!?*\"'\]}\n/=])(?!\.[A-Za-z]))"
 )
 _LETTER_AT = re.compile(r"[\s*:\"'=\[\{\-]*" + _LETTER, _FLAGS)
 _FILLER = (
     r"(?:\s|[:=>.,*\-\"'\[]|\b(?:is|are|will|would|should|must|be|option|choice|correct|right"
     r"|final|then|hence|therefore|so|was|choose|select|pick|clearly|thus|definitely)\b)*"
 )
-_ANSWER_LETTER = re.compile(r"\b(?:answer|ans)\b" + _FILLER + _LETTER, _FLAGS)
+_ANSWER_WORD = r"\b(?:answer|ans|anser|answe?wr|asnwer|answr)\b"  # MathQA's rationales carry these typos
+_QUOTES = "'\"`\u2018\u2019\u201c\u201d"
+_ANSWER_LETTER = re.compile(
+    _ANSWER_WORD + r"(?:\s+to\s+(?:the|this)(?:\s+(?:above|given))?\s+(?:question|problem))?"
+    r"(?:" + _FILLER + r"[" + _QUOTES + r"]?\s*" + _LETTER
+    + r"|\s*[=:\-]?\s*(?P<eq>a)(?:\s+(?=[0-9])|\b(?=\s*$)))",  # "answer = a 2 * 2.45 ...", "answer a 2"
+    _FLAGS,
+)
 _OPTION_LETTER = re.compile(
-    r"\b(?:option|choice)\b(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|no\.|number|[:\-=]))*\s*"
-    + _LETTER, _FLAGS)
+    r"\b(?:option|choice|solution)\b(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|no\.|number"
+    r"|[:\-=*]))*[\s*" + _QUOTES + r"]*" + _LETTER, _FLAGS)
+_IS_CORRECT_AFTER = re.compile(
+    r"[^.!?\n]{0,40}?\b(?:is|are|looks|seems)\s+(?:the\s+)?(?:correct|right|answer|true|closest|best)\b", _FLAGS
+)
 _TRYING = re.compile(r"\b(?:check|checking|let|consider|considering|try|trying|test|testing|verify|examine|look"
                      r"|evaluate|evaluating|if|whether|eliminate|not)\b", _FLAGS)
 _LETTER_IS_ANSWER = re.compile(
-    r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)\s*|(?P<b>[a-e])(?:\s*\)\s*|\s+))"
-    r"(?:is|was|should\s+be|must\s+be|will\s+be|would\s+be|seems)\s+(?:(?:thus|therefore|hence|clearly)\s+)?"
-    r"(?:(?:the\s+)?(?:(?:correct|right|best|closest|final)\s+)?(?:answer|ans|option|choice)\b|(?:correct|right)\b)",
+    r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)\s*|[" + _QUOTES + r"]?(?P<b>[a-e])[" + _QUOTES + r"]?(?:\s*\)\s*|\s+))"
+    r"(?:is|was|should\s+be|must\s+be|will\s+be|would\s+be|seems|looks|as)\s+"
+    r"(?:(?:thus|therefore|hence|clearly)\s+)?"
+    r"(?:(?:the\s+)?(?:(?:correct|right|best|closest|final)\s+)?(?:answer|ans|option|choice)\b|(?:correct|right)\b"
+    r"|the\s+only\s+(?:one|option|choice|[a-z]+\s+that)\b)",
     _FLAGS,
 )
 _PICK_LETTER = re.compile(
@@ -61,24 +74,30 @@ _PICK_LETTER = re.compile(
 _CONCLUDING = re.compile(
     r"\b(?:so|hence|thus|therefore|correct|right|best|final|answer|ans|=)\s*[:,]?\s*$", _FLAGS
 )
+_ELIMINATED = re.compile(r"\b(?:eliminate|eliminating|rule\s+out|ruling\s+out|remove|discard|reject)\b[^.]*$", _FLAGS)
 _NEGATED = re.compile(r"\b(?:not|n't|isn't|wrong|incorrect|eliminate|rule\s+out)\b", _FLAGS)
 _ANSWER_VALUE = re.compile(
-    r"\b(?:answer|ans)\b(?:\s|[:=>*\"'\[]|\b(?:is|are|will|would|should|must|be|correct|right|final"
+    _ANSWER_WORD + r"(?:\s|[:=>*\"'\[]|\b(?:is|are|will|would|should|must|be|correct|right|final"
     r"|then|hence|therefore|so)\b)*(?=(?P<rest>[^\n]{0,200}))",
     _FLAGS,
 )
 _SECOND_LETTER = re.compile(
-    r"\s*(?:,\s*)?(?:or|and|/|&)\s*(?:option\s*|choice\s*|maybe\s*|possibly\s*|perhaps\s*)?"
+    r"\s*(?:,\s*)?\(?\s*(?:or|and|/|&)\s*(?:option\s*|choice\s*|maybe\s*|possibly\s*|perhaps\s*)?"
     r"(?:\(\s*[a-e]\s*\)|[a-e](?![A-Za-z0-9_']))",
     _FLAGS,
+)
+_OFFERS_TWO = re.compile(
+    r"^[^\n.;]{0,40}?\s(?:or|to)\s+(?:maybe\s+|possibly\s+|perhaps\s+)?(?:rs\.?\s*|\$\s*)?[0-9]", _FLAGS
 )
 _VALUE_SPAN = 200  # characters after an answer keyword that may hold its value
 _EITHER = re.compile(r"\b(?:either|between|neither)\s*$", _FLAGS)
 
 # ---------------------------------------------------------------------------------------------- echoes
 
-_ECHO_LABEL = re.compile(
-    r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)|(?P<l>[a-e])\s*[).:](?![0-9A-Za-z]))", _FLAGS
+_ECHO_LABEL = re.compile(  # "(a)" anywhere; "a )", "A.", "A:" at a line start, after a separator or a value
+    r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)"
+    r"|(?:^|(?<=\n)|(?<=[,;|\u2022*\-])|(?<=\s\s)|(?<=[0-9%)]\s)|(?<=\[))\s*(?P<l>[a-e])\s*[).:](?![0-9A-Za-z]))",
+    _FLAGS | re.MULTILINE,
 )
 _ECHO_GAP = 120  # characters an option's value may take before the next label
 
@@ -146,8 +165,16 @@ def _leading_value(text: str) -> tuple[Fraction, str] | None:
     return value, text[match.end():]
 
 
+_UNICODE = str.maketrans({"\u2044": "/", "\u2215": "/", "\u2212": "-", "\u2013": "-", "\u00d7": "*"})
+
+
 def _normalized_text(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(" .")
+    return " ".join(text.lower().translate(_UNICODE).split()).rstrip(" .")
+
+
+def _compact(text: str) -> str:
+    """Text without any spaces: ``4 π`` and ``4π``, ``16 : 00`` and ``16:00`` compare equal."""
+    return "".join(_normalized_text(text).split())
 
 
 @lru_cache(maxsize=4096)
@@ -159,7 +186,7 @@ def option_values(options: str) -> tuple[tuple[str, Fraction | None, str], ...]:
         return ()
     values = []
     for letter in LETTERS:
-        leading = _leading_value(parsed[letter])
+        leading = _leading_value(parsed[letter].translate(_UNICODE))
         value = None
         if leading is not None and not _UNITS.sub("", leading[1]).strip(" ,;"):
             value = leading[0]  # a number plus units only ("rs . 400", "15 / 8 ohms", "38 %")
@@ -175,10 +202,13 @@ def _letter_of_value(value: Fraction, options: str) -> str | None:
 
 
 def _letter_of_text(segment: str, options: str) -> str | None:
-    """The option whose text starts ``segment`` (longest wins: ``x + 2 x + 2`` over ``x + 2``)."""
-    body = _normalized_text(segment)
-    hits = [(len(text), letter) for letter, _, text in option_values(options)
-            if text and body.startswith(text) and not body[len(text):len(text) + 1].isalnum()]
+    """The option whose text starts ``segment`` (longest wins: ``x + 2 x + 2`` over ``x + 2``), spaces ignored."""
+    body = _compact(segment)
+    hits = []
+    for letter, _, text in option_values(options):
+        text = "".join(text.split())
+        if text and body.startswith(text) and not body[len(text):len(text) + 1].isalnum():
+            hits.append((len(text), letter))
     if not hits:
         return None
     longest = max(hits)[0]
@@ -190,7 +220,9 @@ def _value_letter(segment: str, options: str | None) -> str | None:
     """The option a value at the start of ``segment`` names (its text, or its numeric value), else None."""
     if not options:
         return None
-    body = segment.lstrip(" \t*:=\"'$")
+    body = segment.lstrip(" \t*:=\"'$").translate(_UNICODE)
+    if _OFFERS_TWO.search(body):
+        return None  # "625 or 720", "30, or possibly 40": a hedge
     letter = _letter_of_text(body, options)  # "3 1 / 5", "4 π", "5 : 6", "none of these"
     if letter is not None:
         return letter
@@ -199,9 +231,6 @@ def _value_letter(segment: str, options: str | None) -> str | None:
         return _latex_value_letter(segment, options)
     if leading is None or _CONTINUED.match(leading[1]):
         return None
-    second = re.match(r"\s*(?:,\s*)?(?:or|and|to)\s+\$?\s*[0-9]", leading[1], _FLAGS)
-    if second is not None:
-        return None  # "30 or 40": a hedge
     return _letter_of_value(leading[0], options)
 
 
@@ -217,7 +246,7 @@ def _latex_value_letter(segment: str, options: str) -> str | None:
 
 def _letter_of(match: re.Match) -> str:
     groups = match.groupdict()
-    return next(groups[k] for k in ("p", "b", "a") if groups.get(k)).lower()
+    return next(groups[k] for k in ("p", "b", "a", "eq") if groups.get(k)).lower()
 
 
 def _segment_letter(segment: str, options: str | None) -> str | None:
@@ -241,6 +270,10 @@ def _sentence_before(text: str, end: int) -> str:
     return window[cut + 1:]
 
 
+_FUNCTION_WORDS = {"and", "or", "of", "the", "to", "in", "for", "with", "by", "is", "are", "was", "not", "than", "as",
+                   "at", "on", "if", "than", "nor", "its", "it's", "be", "times"}
+
+
 def _trailing_letter(text: str) -> tuple[int, str | None] | None:
     """A lone letter ending the text (``... = 10 e``, ``... so c .``, ``(C)``), not the tail of prose.
 
@@ -261,11 +294,14 @@ def _trailing_letter(text: str) -> tuple[int, str | None] | None:
         return position, body[-1].lower()  # "... = 10 e", "... both . c", "(C)"
     word = previous.group().lower()
     closed = text[len(body):].lstrip().startswith(")")
-    if closed and word not in ("not", "nor", "than", "except", "and", "or", "is", "it's", "its", "if", "whether"):
+    after_value = re.search(r"[0-9][0-9.,%]*(?:\s+[A-Za-z]{1,8}){1,2}$", before[-40:]) is not None
+    if after_value and word not in _FUNCTION_WORDS and body[-1].lower() != "a":
+        return position, body[-1].lower()  # "... = 144 pi b": a label after a value and its unit
+    if closed and word not in ("not", "nor", "than", "except", "and", "or", "it's", "its", "if", "whether"):
         return position, body[-1].lower()  # "... = 60 kmph c )": a label
     if word not in ("so", "or", "thus", "hence", "therefore", "imo", "option", "choice", "answer", "ans"):
         return None  # "... the value of c", "not (b)": prose, not an answer label
-    if _TRYING.search(sentence):
+    if _TRYING.search(sentence[-30:]):
         return None  # "let's check option a"
     return position, body[-1].lower()
 
@@ -279,13 +315,32 @@ def _letter_with_value(text: str, options: str | None) -> tuple[int, str] | None
     if match is None or not options or not re.match(r"[\w$\u20b9\u00a3\u20ac]", match.group(2)):
         return None
     line = text[text.rfind("\n", 0, match.start()) + 1:match.start()]
-    if line.count("(") > line.count(")"):
-        return None  # "( 2 + a ) = 5": a variable closing a bracket
+    if line.count("(") > line.count(")") and not line.rstrip().endswith("("):
+        return None  # "( 2 + a ) = 5": a variable closing a bracket (but "( a ) 40 %" is a label)
     letter = match.group(1).lower()
     named = _letter_of_text(match.group(2), options)
     if named is None:
         named = _value_letter(match.group(2), options)
     return (match.start(), letter) if named == letter else None
+
+
+_OPENING = re.compile(  # "b 5050 ...", "d . 20 ...", "(c) 45 ..."; not "a train ...", not "c . p . = 102"
+    r"^[\s\"'*]*(?:\(\s*)?(?!.\s*\.\s*[a-z]\s*\.)(?:(a)\s*[.):]|([b-e])\s*[.):]?)\s+(?=\S)", _FLAGS
+)
+
+
+def _opening_letter(text: str, options: str | None) -> str | None:
+    """A rationale that opens with its pick and that pick's own value (``b 5050 you must ...``)."""
+    match = _OPENING.match(text)
+    if match is None or not options:
+        return None
+    letter = (match.group(1) or match.group(2)).lower()
+    named = _letter_of_text(text[match.end():match.end() + 60].split(" ")[0], options) \
+        or _value_letter(text[match.end():match.end() + 60], options)
+    if named != letter:  # "d 7429 - 4358 = 3071 ... x = 5526": the result at the end is the pick's value
+        final = re.search(r"([0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:[A-Za-z%.]{0,8}\s*)?[.\s]*$", text)
+        named = None if final is None else _value_letter(final.group(1), options)
+    return letter if named == letter else None
 
 
 def _hedged(text: str, match: re.Match) -> bool:
@@ -315,13 +370,15 @@ def _candidates(text: str, options: str | None) -> list[tuple[int, int, str | No
             prefix = text[max(0, match.start() - 12):match.start()]
             if pattern is _LETTER_IS_ANSWER and re.search(r"\b(?:if|whether|check|not)\s*$", prefix, _FLAGS):
                 continue
-            if pattern is _ANSWER_LETTER and _NEGATED.search(text, match.start(), match.end()):
-                continue  # "the answer is not c"
+            if pattern is _ANSWER_LETTER and (_NEGATED.search(text, match.start(), match.end())
+                                              or _ELIMINATED.search(text[max(0, match.start() - 25):match.start()])):
+                continue  # "the answer is not c", "we can eliminate the answer choice a"
             found.append((match.start(), 1, None if _hedged(text, match) else _letter_of(match)))
     for match in _OPTION_LETTER.finditer(text):
         sentence = _sentence_before(text, match.start())
         closing = not re.search(r"[A-Za-z0-9]", text[match.end():])
-        if (closing or _CONCLUDING.search(sentence)) and not _TRYING.search(sentence):
+        confirmed = _IS_CORRECT_AFTER.match(text, match.end()) is not None  # "Option (c) 14 kmph is correct."
+        if (closing or confirmed or _CONCLUDING.search(sentence)) and not _TRYING.search(sentence[-30:]):
             found.append((match.start(), 1, None if _hedged(text, match) else _letter_of(match)))
     box = last_boxed(text)
     if box is not None:
@@ -339,6 +396,9 @@ def _candidates(text: str, options: str | None) -> list[tuple[int, int, str | No
     echoed = _letter_with_value(text, options)
     if echoed is not None:
         found.append((echoed[0], 1, echoed[1]))
+    opening = _opening_letter(text, options)
+    if opening is not None:
+        found.append((0, 1, opening))
     return found
 
 
@@ -354,7 +414,8 @@ def extract(text: str, options: str | None) -> str | None:
     found = _candidates(text, options)
     if not found:
         return None
-    return max(found, key=lambda item: (item[0], item[1]))[2]
+    position, _, letter = max(found, key=lambda item: (item[0], item[1]))
+    return None if retracted(text, position + 1) else letter
 
 
 def reference(text: str, options: str | None) -> str | None:

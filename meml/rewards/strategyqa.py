@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from meml.rewards.latex import last_boxed, strip_text_macros
+from meml.rewards.text import retracted
 
 _FLAGS = re.IGNORECASE
 
@@ -219,7 +220,7 @@ def extract(text: str) -> str | None:
     if not found:
         return None
     position, final = found[-1]
-    if final == "hedge":
+    if final == "hedge" or retracted(text, position + 1):
         return None
     for earlier_position, earlier in reversed(found[:-1]):
         if earlier == final:

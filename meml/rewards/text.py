@@ -12,14 +12,15 @@ import re
 STOP_SEQUENCES = (
     "\nQuestion:", "\nQ:", "\nProblem:", "\nHuman:", "\nUser:", "\n### Question", "\n### Problem",
     "\n### Instruction", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>",
-    "<|start_header_id|>", "</s>",
+    "<|start_header_id|>", "<|user|>", "[INST]", "</s>",
 )
 """Where a completion's own turn ends: an invented next question or turn, or a chat special token."""
 
 _NEW_TURN = re.compile(
-    r"\n[ \t]*(?:#{1,4}[ \t]*)?(?:\*\*)?(?:Question|Q|Problem|Human|User|Instruction)(?:\*\*)?[ \t]*:"
+    r"\n[ \t]*(?:#{1,4}[ \t]*)?(?:\*\*)?(?:(?:Question|Problem)(?:[ \t]+[0-9]+)?|Q|Human|User|Instruction)(?:\*\*)?"
+    r"[ \t]*:"
     r"|\n[ \t]*#{1,4}[ \t]*(?:Question|Problem|Instruction)\b"
-    r"|<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|start_header_id)\|>|</s>",
+    r"|<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|start_header_id|user)\|>|</s>|\[INST\]",
 )
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
@@ -52,3 +53,19 @@ def own_answer(text: str) -> str | None:
     if _THINK_OPEN.search(text):
         return None
     return text
+
+
+RETRACTION = re.compile(
+    r"\b(?:wait|hmm+|oops|actually)[\s,.!:;\u2013\u2014-]*(?:that['\u2019]?s|that\s+is|this\s+is|it['\u2019]?s)\s+"
+    r"(?:not\s+(?:right|correct)|wrong|incorrect)"
+    r"|\bthat\s+can['\u2019]?t\s+be\s+right|\bi\s+made\s+(?:a|an)\s+(?:mistake|error)|\bi\s+was\s+wrong"
+    r"|\bscratch\s+that|\bwait,?\s+no\b|\bno,?\s+wait\b|\bcorrection\s*:",
+    re.IGNORECASE,
+)
+"""Words that take back what came before ("Wait, that's not right", "I made a mistake", "Scratch that")."""
+
+
+def retracted(text: str, start: int) -> bool:
+    """Whether ``text`` takes back its answer somewhere after ``start`` (and so, unless a later answer
+    follows, commits to nothing)."""
+    return RETRACTION.search(text, start) is not None
