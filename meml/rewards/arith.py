@@ -393,8 +393,19 @@ def _number_words(tokens: list[Token], start: int) -> tuple[Fraction, int] | Non
 _CLAUSE_END = re.compile(r"\n|[.](?![0-9])|[?;]|!(?=\s|$)")
 _CLAUSE_END_MATH = re.compile(r"\n|[.](?![0-9])|[?;]")
 _NEGATION_OR_BOUND = re.compile(
-    r"\b(?:not|n['\u2019]t|either|neither|nor|between|at\s+(?:least|most)"
+    r"\b(?:not|n['\u2019]t|neither|nor|at\s+(?:least|most)"
     r"|(?:more|less|fewer|greater|higher|lower)\s+than|up\s+to|almost|nearly)\b",
+    re.IGNORECASE,
+)
+_PAIRED = re.compile(r"\beither\b(?=.*\bor\b)|\bbetween\b(?=.*\band\b)", re.IGNORECASE)
+_IMPRECISE = re.compile(  # "30-ish", "18 ± 2", "give or take", "or so": no exact value
+    r"[0-9]\s*-?\s*ish\b|\u00b1|\+/-|\+-(?=\s*[0-9])|\bplus\s+or\s+minus\b|\bgive\s+or\s+take\b|\bor\s+so\b",
+    re.IGNORECASE,
+)
+_UNIT_RATE = re.compile(  # "km/h", "m/s", "$/hr": a unit, not a division
+    r"\b(km|m|cm|mm|mi|miles?|ft|feet|in|inch(?:es)?|kg|g|lbs?|oz|l|ml|h|hrs?|hours?|mins?|minutes?|s|secs?"
+    r"|seconds?|days?|weeks?|months?|years?|dollars?|cents?|people|persons?|units?|items?|pages?|words?)"
+    r"\s*/\s*([A-Za-z]+)\b",
     re.IGNORECASE,
 )
 _ALTERNATIVE = {"or", "to", "and", "nor", "versus", "vs"}
@@ -548,7 +559,15 @@ def parse_clause(text: str, math: bool = False) -> Verdict:
         TooExpensive: for a bomb (the caller scores it 0 and counts it).
     """
     text = expand_scales(text[:clause_end(text, 0, math)])
+    if _IMPRECISE.search(text):
+        return HEDGE
+    text = _UNIT_RATE.sub(r"\1per\2", text)
     tokens = tokenize(text)
+    if not math:  # "2(15) = 30": a bracket glued to a number multiplies; "18 (that is ...)" is a remark
+        for index in range(len(tokens) - 1, 0, -1):
+            left, right = tokens[index - 1], tokens[index]
+            if left.kind in ("num", "rp") and right.kind == "lp" and right.start == left.start + len(left.text):
+                tokens.insert(index, Token("op", "*", right.start))
     if math:  # 2\sqrt{2}, 3(4): juxtaposition multiplies
         for index in range(len(tokens) - 1, 0, -1):
             if tokens[index - 1].kind in ("num", "rp") and tokens[index].kind in ("lp", "fn", "macro"):
@@ -574,7 +593,7 @@ def parse_clause(text: str, math: bool = False) -> Verdict:
                 return NONE
     if start is None:
         return OTHER if math and tokens else NONE  # \boxed{x + y}: math without a number
-    if _NEGATION_OR_BOUND.search(text, 0, tokens[start].start):
+    if _NEGATION_OR_BOUND.search(text, 0, tokens[start].start) or _PAIRED.search(text):
         return HEDGE
     words_value = _number_words(tokens, start) if _is_number_word(tokens[start]) else None
     if words_value is not None:

@@ -21,9 +21,12 @@ from meml.rewards.text import retracted
 
 _TOLERANCE = Fraction(1, 10**6)
 _ANSWER_STATEMENT = re.compile(
-    r"\b(?:final\s+)?answer(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\b\**"
+    r"\b(?:final\s+)?answer(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\b[\"']?\**"
     r"(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|comes\s+(?:out\s+)?to|equals)\b"
-    r"|\s*[:=]|\s*\*\*\s*:|\s*-\s|\s+(?=[$\\0-9.\u2212-]))",
+    r"|\s*[:=]|\s*\*\*\s*:|\s*[-\u2013\u2014]\s|\s+(?=[$\\0-9.\u2212-]))"
+    r"|(?:^|\n)[ \t*#]*(?:final\s+)?(?:result|final)\**\s*:"  # "Result: 96", "Final: 18" opening a line
+    r"|\b(?:oops|sorry|wait|actually|correction|no)\b[,.:!\s\u2013\u2014-]*(?:that|it|this|the\s+answer)\s+"
+    r"should\s+(?:be|have\s+been)\b|\bI\s+meant\b",  # "Oops, that should be 18"
     re.IGNORECASE,
 )
 _HASHES = re.compile(r"####")

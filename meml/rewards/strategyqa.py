@@ -23,41 +23,55 @@ _FLAGS = re.IGNORECASE
 
 _NO_PHRASES = (
     r"i\s+(?:do\s*n[o'\u2019]?t|don['\u2019]t)\s+think\s+so|i\s+doubt\s+it|not\s+at\s+all|not\s+really|not\s+likely"
-    r"|no\s+way(?!\s+to\b)|there['\u2019]?s\s+no\s+way(?!\s+to\b)|there\s+is\s+no\s+way(?!\s+to\b)|no\s+chance"
+    r"|no\s+way(?!\s+to\b)|there['\u2019]?s\s+no\s+way(?!\s+to\b)|there\s+is\s+no\s+way(?!\s+to\b)"
+    r"|(?:not\s+a|no)\s+chance|not\s+necessarily|not\s+in\s+the\s+slightest|certainly\s+not|never"
     r"|by\s+no\s+means|that(?:['\u2019]s|\s+is|\s+was)\s+(?:false|wrong|incorrect|not\s+(?:true|correct|right|so))"
     r"|(?:absolutely|definitely|certainly|probably|most\s+likely|very\s+likely|likely|surely|clearly|of\s+course)"
     r"(?:\s+not|,?\s+no(?![A-Za-z']))"
     r"|(?:highly\s+|very\s+|most\s+|quite\s+)?unlikely|nope|nah|false|incorrect|negative|no"
 )
 _YES_PHRASES = (
-    r"that(?:['\u2019]s|\s+is|\s+was)\s+(?:correct|right|true)|for\s+sure|you\s+bet"
+    r"that(?:['\u2019]s|\s+is|\s+was)\s+(?:correct|right|true)|for\s+sure|you\s+bet|obviously|undoubtedly"
+    r"|100\s*%|without\s+(?:a\s+)?doubt"
     r"|(?:absolutely|definitely|certainly|probably|most\s+likely|very\s+likely|likely|surely|clearly|of\s+course)"
     r"(?:,?\s+(?:yes|true))?|yes|yeah|yep|yup|yea|true|correct|indeed|sure|affirmative"
 )
-_PHRASE = re.compile(r"(?P<no>" + _NO_PHRASES + r")|(?P<yes>" + _YES_PHRASES + r")", _FLAGS)
+_PHRASE = re.compile(
+    r"(?P<idiom>no\s+doubt(?:\s+about\s+it)?|no\s+question(?:\s+about\s+it)?)|(?P<no>" + _NO_PHRASES + r")"
+    r"|(?P<yes>" + _YES_PHRASES + r")",
+    _FLAGS,
+)
 _WEAK_WORDS = {"true", "false", "correct", "incorrect", "indeed", "sure", "negative", "affirmative", "probably",
                "likely", "clearly", "surely", "definitely", "absolutely", "certainly", "of course",
-               "most likely", "very likely"}
+               "most likely", "very likely", "obviously", "undoubtedly", "never", "100%", "100 %"}
 # after an interjection "no": punctuation, the end, or a clause ("No it isn't", "No, because ...")
 _AFTER_INTERJECTION = re.compile(
-    r"\s*(?:$|[,.!;:)\]}\-\u2013\u2014*\"'?/&]|(?:it|they|he|she|i|we|you|there|that|this|because|since|as|not"
+    r"[ \t]*(?:$|\n|[^\w\s]|(?:it|they|he|she|i|we|you|there|that|this|because|since|as|not"
     r"|never|wait|way|sir|ma'am|indeed)\b)",
     _FLAGS,
 )
 _LEAD = re.compile(r"[\s*_#>\"'`:\-\u2013\u2014(\[{$]*(?:\\(?:text|textbf|mathrm|boxed)\s*\{)?[\s*_\"'$]*")
-_OPENING_LEAD = re.compile(r"[\s*_#>\"'`]*(?:A\s*:\s*|(?:oh|well|hmm+|ah|uh|um|ok(?:ay)?)\b[\s,.!]*)*", _FLAGS)
-_SHORT_REPLY = re.compile(  # "It would not.", "He could not have.", "They do."
-    r"(?:it|he|she|they|you|we|i|that|this|there|one)\s+"
-    r"(?P<aux>is|was|would|could|can|does|did|do|will|has|have|had|should|might|must|were|are|may)"
-    r"(?P<neg>n['\u2019]t|\s+not|\s+never)?(?:\s+(?:be|have|do|go|fit|work|survive|happen|exist|need))*\s*[.!]",
+_OPENING_LEAD = re.compile(  # markdown, emoji, "A:", "Oh,", "Ha,"
+    r"[^A-Za-z0-9]*(?:A\s*:\s*|(?:oh|well|hmm+|ah|uh|um|ok(?:ay)?|ha(?:ha)*|lol|honestly|frankly)\b[^A-Za-z0-9]*)*",
     _FLAGS,
 )
+_SHORT_REPLY = re.compile(  # "It would not.", "He could not have.", "They do.", "so they couldn't"
+    r"(?:it|he|she|they|you|we|i|that|this|there|one)\s+"
+    r"(?P<aux>is|was|would|could|can|does|did|do|will|has|have|had|should|might|must|were|are|may|wo|ca)"
+    r"(?P<neg>n['\u2019]t|\s+not|\s+never)?(?:\s+(?:be|have|do|go|fit|work|survive|happen|exist|need))*"
+    r"\s*(?:[.!\u2026]|$)",
+    _FLAGS,
+)
+_INTRO_CLAUSE = re.compile(r"[^,.!?\n]{3,60},\s*")
+_SHORT_REPLY_CLAUSE = re.compile(_SHORT_REPLY.pattern.replace(r"(?:[.!\u2026]|$)", r"(?:[.!\u2026;:\u2013\u2014]|\s-|$)"),
+                                 _FLAGS)
 _STATEMENT_FILLER = re.compile(
     r"(?:(?:simply|just|a|an|resounding|clear|firm|definite|final|emphatic|straightforward|that)\b\s*|[:\-]\s*)*",
     _FLAGS,
 )
 _ANSWER_STATEMENT = re.compile(
-    r"\b(?:final\s+)?answer(?:\s+to\s+(?:the|this|your)\s+question)?\**\s*"
+    r"\b(?:(?:final|short|my)\s+)?(?:answer|verdict|conclusion|bottom\s+line|tl;?\s*dr)"
+    r"(?:\s+to\s+(?:the|this|your)\s+question)?[\"']?\**\s*"
     r"(?:(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|remains|=|:|-|\*\*\s*:)\s*\**\s*:?\s*"
     r"|(?=\*\*))",
     _FLAGS,
@@ -65,23 +79,33 @@ _ANSWER_STATEMENT = re.compile(
 _CONCLUDING = re.compile(
     r"^(?:so|thus|therefore|hence|overall|consequently|ultimately|in\s+conclusion|in\s+summary|in\s+short"
     r"|in\s+the\s+end|to\s+conclude|to\s+sum\s+up|all\s+in\s+all|conclusion|final\s+answer|short\s+answer)"
-    r"\s*[,:\-\u2013\u2014]?\s*(?:the\s+answer\s+is\s*:?\s*)?",
+    r"\s*(?:[,:\-\u2013\u2014\u2026]|\.\.\.)?\s*(?:the\s+answer\s+is\s*:?\s*)?",
     _FLAGS,
 )
 _MID_CONCLUSION = re.compile(  # "..., so no, Disneyland Paris is not ...", "I'm not sure, but yes -"
     r"(?:^|[,;:\u2013\u2014]|\s-)\s*(?:and\s+)?(?:so|thus|therefore|hence|but|which\s+means)\s*,?\s*(?=\S)", _FLAGS
 )
 _TAIL = re.compile(r"[,:;\u2013\u2014]\s*(?=\**[A-Za-z][A-Za-z' ]{0,20}?[.!]*[\s*\"')]*$)")
-_I_SAY = re.compile(r"\bI(?:['\u2019]d|\s+would|\s+will|\s+must)?\s+(?:say|answer|conclude|go\s+with)\s*:?\s*", _FLAGS)
+_I_SAY = re.compile(
+    r"\bI(?:['\u2019]d|\s+would|\s+will|\s+must|['\u2019]ll)?\s+(?:say|answer|conclude|go\s+with)\s*:?\s*"
+    r"|\b(?:change|changing|switch|revise|revising)\s+my\s+answer\s+to\s*:?\s*",
+    _FLAGS,
+)
+_HEDGE = re.compile(  # after the last commitment: it was not one
+    r"\b(?:it['\u2019]?s\s+both|it\s+is\s+both|both\s+yes\s+and\s+no|yes\s+and\s+no|it\s+depends|hard\s+to\s+say"
+    r"|impossible\s+to\s+say|can(?:['\u2019]t|not)\s+(?:say|tell)\s+(?:for\s+sure|either\s+way))\b",
+    _FLAGS,
+)
 _CORRECTED = re.compile(  # "Actually, no", "Wait — correction: yes"
-    r"\b(?:actually|correction|on\s+second\s+thought|rather|wait|no\s+wait)(?:[\s,:;.\u2013\u2014\-]|\.\.\.)*"
+    r"\b(?:actually|correction|on\s+second\s+thought|rather|wait|no\s+wait|well|(?:up)?on\s+reflection)(?:[\s,:;.\u2013\u2014\-]|\.\.\.)*"
     r"(?:(?:actually|correction|wait)(?:[\s,:;.\u2013\u2014\-]|\.\.\.)*)*",
     _FLAGS,
 )
 _CORRECTION = re.compile(
     r"\b(?:wait|actually|on\s+second\s+thought|correction|scratch\s+that|hold\s+on|i\s+was\s+wrong"
     r"|i\s+made\s+a\s+mistake|that['\u2019]?s\s+(?:not\s+right|wrong|incorrect)|that\s+is\s+(?:not\s+right|wrong|incorrect)"
-    r"|let\s+me\s+(?:reconsider|re-?check|rethink|correct|re-?examine)|re-?considering|upon\s+reflection)\b",
+    r"|let\s+me\s+(?:reconsider|re-?check|rethink|correct|re-?examine)|re-?considering|(?:up)?on\s+reflection"
+    r"|i\s+need\s+to\s+revise|change\s+my\s+answer|i\s+mixed\s+up|well)\b",
     _FLAGS,
 )
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*|\n")
@@ -103,6 +127,11 @@ def _phrase_at(text: str, start: int = 0, strict: bool = True, bare_no: bool = F
         return None
     word = " ".join(match.group().lower().split())
     after = text[match.end():match.end() + 40]
+    if match.group("idiom"):
+        return "yes", match.end()
+    if word == "sure" and re.match(r"[\s,!.]*(?:let|here|i['\u2019]?ll|i\s+can|i\s+will|happy|no\s+problem|thing)\b",
+                                   after, _FLAGS):
+        return None  # "Sure, let me think": a filler, not an answer
     if word == "no" and not bare_no and not _AFTER_INTERJECTION.match(after):
         return None
     if strict and word in _WEAK_WORDS and not re.match(r"\s*(?:$|[,.!;:)\]*\"'\-\u2013\u2014])", after):
@@ -110,9 +139,21 @@ def _phrase_at(text: str, start: int = 0, strict: bool = True, bare_no: bool = F
     return ("no" if match.group("no") else "yes"), match.end()
 
 
+def _reply_at(text: str, start: int, strict: bool = True) -> tuple[str, int] | None:
+    """An answer phrase, or a short echo reply closing its sentence ("so they couldn't.", "He did not.")."""
+    found = _phrase_at(text, start, strict)
+    if found is not None:
+        return found
+    lead = _LEAD.match(text, start)
+    reply = _SHORT_REPLY.match(text, lead.end() if lead else start)
+    if reply is None:
+        return None
+    return ("no" if reply.group("neg") else "yes"), reply.end()
+
+
 def _statement(text: str, start: int, strict: bool) -> str | None:
     """Polarity of the answer phrase at ``start``; "hedge" when the opposite follows (``Yes and no``)."""
-    found = _phrase_at(text, start, strict)
+    found = _reply_at(text, start, strict)
     if found is None:
         return None
     polarity, end = found
@@ -135,6 +176,11 @@ def _opening(text: str) -> str | None:
     reply = _SHORT_REPLY.match(text, start)
     if reply is not None:
         return "no" if reply.group("neg") else "yes"
+    intro = _INTRO_CLAUSE.match(text, start)  # "No matter how you line them up, you can't - ..."
+    if intro is not None:
+        reply = _SHORT_REPLY_CLAUSE.match(text, intro.end())
+        if reply is not None:
+            return "no" if reply.group("neg") else "yes"
     return None
 
 
@@ -220,7 +266,7 @@ def extract(text: str) -> str | None:
     if not found:
         return None
     position, final = found[-1]
-    if final == "hedge" or retracted(text, position + 1):
+    if final == "hedge" or retracted(text, position + 1) or _HEDGE.search(text, position + 1):
         return None
     for earlier_position, earlier in reversed(found[:-1]):
         if earlier == final:

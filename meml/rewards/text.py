@@ -20,10 +20,29 @@ _NEW_TURN = re.compile(
     r"\n[ \t]*(?:#{1,4}[ \t]*)?(?:\*\*)?(?:(?:Question|Problem)(?:[ \t]+[0-9]+)?|Q|Human|User|Instruction)(?:\*\*)?"
     r"[ \t]*:"
     r"|\n[ \t]*#{1,4}[ \t]*(?:Question|Problem|Instruction)\b"
+    r"|\n[ \t]*(?:\*\*)?(?:Next|New|Another)[ \t]+(?:question|problem)(?:\*\*)?[ \t]*:"
     r"|<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|start_header_id|user)\|>|</s>|\[INST\]",
 )
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
+
+
+_VULGAR = {"\u00bd": "1/2", "\u2153": "1/3", "\u2154": "2/3", "\u00bc": "1/4", "\u00be": "3/4", "\u2155": "1/5",
+           "\u2156": "2/5", "\u2157": "3/5", "\u2158": "4/5", "\u2159": "1/6", "\u215a": "5/6", "\u2150": "1/7",
+           "\u215b": "1/8", "\u215c": "3/8", "\u215d": "5/8", "\u215e": "7/8", "\u2151": "1/9", "\u2152": "1/10"}
+_CHARACTERS = str.maketrans({
+    **{chr(0xFF10 + d): str(d) for d in range(10)},  # full-width digits
+    "\u2044": "/", "\u2215": "/", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u200b": "",
+    **{k: " " + v + " " for k, v in _VULGAR.items()},
+})
+_STRUCK = re.compile(r"~~[^~\n]{0,200}~~|<del>.{0,200}?</del>", re.DOTALL)
+
+
+def normalize(text: str) -> str:
+    """Characters read alike: full-width digits, vulgar fractions (``2½`` -> ``2 1/2``), the fraction
+    slash, non-breaking spaces; struck-through text (``~~16~~``, ``<del>``) is removed."""
+    text = text.translate(_CHARACTERS)
+    return _STRUCK.sub(" ", text) if "~~" in text or "<del>" in text else text
 
 
 def cut_continuation(text: str) -> str:
@@ -43,7 +62,7 @@ def own_answer(text: str) -> str | None:
     The text is cut at an invented next turn; a ``<think>`` block is reasoning, so the answer is read
     after ``</think>``, and a think block that never closes holds no answer.
     """
-    text = cut_continuation(text)
+    text = cut_continuation(normalize(text))
     close = None
     for close in _THINK_CLOSE.finditer(text):
         pass
