@@ -397,6 +397,8 @@ _NEGATION_OR_BOUND = re.compile(
     r"|(?:more|less|fewer|greater|higher|lower)\s+than|up\s+to|almost|nearly)\b",
     re.IGNORECASE,
 )
+_JUST_BEFORE = re.compile(r"\b(?:over|under|above|below|a\s+little\s+(?:more|less)(?:\s+than)?)\s*\$?\s*$",
+                          re.IGNORECASE)
 _PAIRED = re.compile(r"\beither\b(?=.*\bor\b)|\bbetween\b(?=.*\band\b)", re.IGNORECASE)
 _IMPRECISE = re.compile(  # "30-ish", "18 ± 2", "give or take", "or so": no exact value
     r"[0-9]\s*-?\s*ish\b|\u00b1|\+/-|\+-(?=\s*[0-9])|\bplus\s+or\s+minus\b|\bgive\s+or\s+take\b|\bor\s+so\b",
@@ -495,7 +497,7 @@ def _value_of(tokens: list[Token], math: bool = False) -> Fraction | None:
     """
     if math and any(t.kind == "word" and len(t.text) == 1 for t in tokens):
         raise NotArithmetic("a variable")
-    kept = [t for t in tokens if t.kind not in ("cur", "word")]
+    kept = [t for t in tokens if t.kind not in ("cur", "word", "pct")]  # "43 3/4 %": the sign is a unit here
     while kept and kept[-1].kind in ("op", "eq"):
         kept.pop()
     if not kept:
@@ -593,7 +595,8 @@ def parse_clause(text: str, math: bool = False) -> Verdict:
                 return NONE
     if start is None:
         return OTHER if math and tokens else NONE  # \boxed{x + y}: math without a number
-    if _NEGATION_OR_BOUND.search(text, 0, tokens[start].start) or _PAIRED.search(text):
+    if _NEGATION_OR_BOUND.search(text, 0, tokens[start].start) or _PAIRED.search(text) \
+            or _JUST_BEFORE.search(text, max(0, tokens[start].start - 24), tokens[start].start):
         return HEDGE
     words_value = _number_words(tokens, start) if _is_number_word(tokens[start]) else None
     if words_value is not None:

@@ -35,9 +35,9 @@ _TOLERANCE = Fraction(1, 10**6)
 _LETTER_END = r"(?![A-Za-z0-9_']|\.[A-Za-z])"  # not a word, not "e.g" / "c.p"
 # a letter: "(c)", "c )", "c"; a bare "a" only when punctuation or the end of text follows
 _LETTER = (
-    r"(?:\(\s*(?P<p>[a-e])\s*\)"
+    r"(?:[(\[{<]\s*(?P<p>[a-e])\s*[)\]}>]"
     r"|(?P<b>[b-e])" + _LETTER_END +
-    r"|(?P<a>a)(?=\s*\)|\s*$|\s*[.,;:!?*\"'\]}\n/=])(?!\.[A-Za-z]))"
+    r"|(?P<a>a)(?=\s*\)|\s*$|\s*[.,;:!?*\"'\]}\n/=\u2019\u201d>])(?!\.[A-Za-z]))"
 )
 _LETTER_AT = re.compile(r"[\s*:\"'=\[\{\-]*" + _LETTER, _FLAGS)
 _FILLER = (
@@ -65,11 +65,20 @@ _LETTER_IS_ANSWER = re.compile(
     r"(?:is|was|should\s+be|must\s+be|will\s+be|would\s+be|seems|looks|as)\s+"
     r"(?:(?:thus|therefore|hence|clearly)\s+)?"
     r"(?:(?:the\s+)?(?:(?:correct|right|best|closest|final)\s+)?(?:answer|ans|option|choice)\b|(?:correct|right)\b"
-    r"|the\s+only\s+(?:one|option|choice|[a-z]+\s+that)\b)",
+    r"|the\s+only\s+(?:one|option|choice|[a-z]+\s+that)\b|the\s+one\b)",
     _FLAGS,
 )
 _PICK_LETTER = re.compile(
-    r"\b(?:pick|choose|select|go\s+with|mark|opt\s+for)\b\s*(?:option\s*|choice\s*|answer\s*)?" + _LETTER, _FLAGS
+    r"\b(?:pick|choose|select|go\s+with|mark|opt\s+for|circle|go\s+for|i\s+mean|i\s+meant)\b"
+    r"(?:\s+is)?[\s:*" + _QUOTES + r"]*(?:option\s*|choice\s*|answer\s*)?[\s*" + _QUOTES + r"]*" + _LETTER, _FLAGS
+)
+_OTHER_COMMITMENTS = re.compile(
+    r"\banswer(?P<glued>[a-e])\b"  # "answerc"
+    r"|\banswer\b[^.!?\n]{1,25}?\bis\s+(?P<late>[a-e])(?!\.[A-Za-z])(?=\s*[.!]?\s*$|\s*[.!,;])"  # "... m = 141 is d ."
+    r"|\b(?:it|the\s+answer|that)\s+(?:should|must|would|will|has\s+to)\s+be\s+[(" + _QUOTES + r"]?\s*"
+    r"(?P<should>[a-e])\s*[)" + _QUOTES + r"]?(?!\.[A-Za-z])(?=\s*(?:[.!,;:]|$))"  # "i think it should be c ."
+    r"|(?<![A-Za-z0-9_'])[(" + _QUOTES + r"]?(?P<itis>[a-e])[)" + _QUOTES + r"]?\s+it\s+is\b",  # "b it is."
+    _FLAGS,
 )
 _CONCLUDING = re.compile(
     r"\b(?:so|hence|thus|therefore|correct|right|best|final|answer|ans|=)\s*[:,]?\s*$", _FLAGS
@@ -77,7 +86,7 @@ _CONCLUDING = re.compile(
 _ELIMINATED = re.compile(r"\b(?:eliminate|eliminating|rule\s+out|ruling\s+out|remove|discard|reject)\b[^.]*$", _FLAGS)
 _NEGATED = re.compile(r"\b(?:not|n't|isn't|wrong|incorrect|eliminate|rule\s+out)\b", _FLAGS)
 _ANSWER_VALUE = re.compile(
-    _ANSWER_WORD + r"(?:\s|[:=>*\"'\[]|\b(?:is|are|will|would|should|must|be|correct|right|final"
+    _ANSWER_WORD + r"(?:\s|[:=>*\"'\[.\u2013\u2014]|\b(?:is|are|will|would|should|must|be|correct|right|final"
     r"|then|hence|therefore|so)\b)*(?=(?P<rest>[^\n]{0,200}))",
     _FLAGS,
 )
@@ -186,10 +195,21 @@ def option_values(options: str) -> tuple[tuple[str, Fraction | None, str], ...]:
         return ()
     values = []
     for letter in LETTERS:
-        leading = _leading_value(parsed[letter].translate(_UNICODE))
+        text = parsed[letter].translate(_UNICODE)
+        text = re.sub(r"^[a-z]\s*=\s*", "", text)  # "e = 20"
+        text = re.sub(r"(^|[\s(])\.\s+(?=[0-9])", r"\1.", text)  # ". 09": MathQA's tokenised ".09"
+        leading = _leading_value(text)
         value = None
         if leading is not None and not _UNITS.sub("", leading[1]).strip(" ,;"):
             value = leading[0]  # a number plus units only ("rs . 400", "15 / 8 ohms", "38 %")
+        elif leading is not None and _CONTINUED.match(leading[1]):
+            try:
+                verdict = parse_clause(text)  # "6 2 / 3 days"
+            except TooExpensive:
+                verdict = None
+            value = verdict.value if verdict is not None and verdict.kind == "value" else None
+        elif leading is None and re.match(r"\s*\.[0-9]", text):
+            value = _leading_value("0" + text.strip())[0] if _leading_value("0" + text.strip()) else None
         values.append((letter, value, _normalized_text(parsed[letter])))
     return tuple(values)
 
@@ -229,9 +249,21 @@ def _value_letter(segment: str, options: str | None) -> str | None:
     leading = _leading_value(body)
     if leading is None and "\\" in segment:
         return _latex_value_letter(segment, options)
-    if leading is None or _CONTINUED.match(leading[1]):
+    if leading is not None and not _CONTINUED.match(leading[1]):
+        letter = _letter_of_value(leading[0], options)
+        if letter is None and re.match(r"-\s", body):  # "ans - 12 days": a dash, not a minus
+            return _value_letter(body[2:], options)
+        return letter
+    return _clause_value_letter(body, options)  # "3 1/2 km/h", "four hundred dollars", "a total of 74 years"
+
+
+def _clause_value_letter(segment: str, options: str) -> str | None:
+    try:
+        verdict = parse_clause(segment)
+    except TooExpensive:
+        budget.count("refused")
         return None
-    return _letter_of_value(leading[0], options)
+    return _letter_of_value(verdict.value, options) if verdict.kind == "value" else None
 
 
 def _latex_value_letter(segment: str, options: str) -> str | None:
@@ -246,7 +278,7 @@ def _latex_value_letter(segment: str, options: str) -> str | None:
 
 def _letter_of(match: re.Match) -> str:
     groups = match.groupdict()
-    return next(groups[k] for k in ("p", "b", "a", "eq") if groups.get(k)).lower()
+    return next(groups[k] for k in ("p", "b", "a", "eq", "glued", "late", "should", "itis") if groups.get(k)).lower()
 
 
 def _segment_letter(segment: str, options: str | None) -> str | None:
@@ -293,6 +325,8 @@ def _trailing_letter(text: str) -> tuple[int, str | None] | None:
     if previous is None:
         return position, body[-1].lower()  # "... = 10 e", "... both . c", "(C)"
     word = previous.group().lower()
+    if re.search(r"\b(?:not|never|n't)\b[^.]{0,12}$", before[-30:], _FLAGS):
+        return None  # "I would not pick (d)"
     closed = text[len(body):].lstrip().startswith(")")
     after_value = re.search(r"[0-9][0-9.,%]*(?:\s+[A-Za-z]{1,8}){1,2}$", before[-40:]) is not None
     if after_value and word not in _FUNCTION_WORDS and body[-1].lower() != "a":
@@ -326,6 +360,14 @@ def _letter_with_value(text: str, options: str | None) -> tuple[int, str] | None
 
 _OPENING = re.compile(  # "b 5050 ...", "d . 20 ...", "(c) 45 ..."; not "a train ...", not "c . p . = 102"
     r"^[\s\"'*]*(?:\(\s*)?(?!.\s*\.\s*[a-z]\s*\.)(?:(a)\s*[.):]|([b-e])\s*[.):]?)\s+(?=\S)", _FLAGS
+)
+
+
+_OPENING_PICK = re.compile(
+    r"^[\s\"'*]*(?:(?:option|answer|ans|choice)\s*[:\-.]?\s*[(" + _QUOTES + r"]?\s*([a-e])\s*[)" + _QUOTES + r"]?"
+    r"(?=\s*[.:,\n]|\s+[0-9])"
+    r"|\(\s*([a-e])\s*\)\s*(?=[.:\n]))",
+    _FLAGS,
 )
 
 
@@ -365,11 +407,12 @@ def _candidates(text: str, options: str | None) -> list[tuple[int, int, str | No
                 found.append((match.start(), 1, None if hedge else letter))
             elif re.search(r"[A-Za-z0-9]", line):
                 found.append((match.start(), 1, None))  # a "####" line with an answer we cannot map
-    for pattern in (_ANSWER_LETTER, _LETTER_IS_ANSWER, _PICK_LETTER):
+    for pattern in (_ANSWER_LETTER, _LETTER_IS_ANSWER, _PICK_LETTER, _OTHER_COMMITMENTS):
         for match in pattern.finditer(text):
             prefix = text[max(0, match.start() - 12):match.start()]
-            if pattern is _LETTER_IS_ANSWER and re.search(r"\b(?:if|whether|check|not)\s*$", prefix, _FLAGS):
-                continue
+            if pattern in (_LETTER_IS_ANSWER, _PICK_LETTER) and re.search(
+                    r"\b(?:if|whether|check|not|n't|never)\s*$", prefix, _FLAGS):
+                continue  # "so I would not pick (d)"
             if pattern is _ANSWER_LETTER and (_NEGATED.search(text, match.start(), match.end())
                                               or _ELIMINATED.search(text[max(0, match.start() - 25):match.start()])):
                 continue  # "the answer is not c", "we can eliminate the answer choice a"
@@ -399,7 +442,13 @@ def _candidates(text: str, options: str | None) -> list[tuple[int, int, str | No
     opening = _opening_letter(text, options)
     if opening is not None:
         found.append((0, 1, opening))
+    start = _OPENING_PICK.match(text)  # "option ' d ' 15 / 5 = 3 ...", "( b ) . 2 n / 108 ...", "answer c . ..."
+    if start is not None:
+        found.append((0, 1, next(g for g in start.groups() if g).lower()))
     return found
+
+
+_LATEX_WRAPPERS = re.compile(r"\\(?:qquad|quad|[,;:! ])|(?<!\\)\$")
 
 
 def extract(text: str, options: str | None) -> str | None:
@@ -407,7 +456,7 @@ def extract(text: str, options: str | None) -> str | None:
 
     ``options`` (the item's options string) lets a value stated as the answer name its option.
     """
-    text = blank_echoes(text)
+    text = blank_echoes(_LATEX_WRAPPERS.sub(" ", strip_text_macros(text)))
     hashes = text.rfind("####")
     if hashes >= 0 and not text[hashes + 4:].strip():
         text = text[:hashes]  # an empty final marker ("... so d\n####") hides nothing: read what precedes it

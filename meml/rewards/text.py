@@ -21,6 +21,7 @@ _NEW_TURN = re.compile(
     r"[ \t]*:"
     r"|\n[ \t]*#{1,4}[ \t]*(?:Question|Problem|Instruction)\b"
     r"|\n[ \t]*(?:\*\*)?(?:Next|New|Another)[ \t]+(?:question|problem)(?:\*\*)?[ \t]*:"
+    r"|\n[ \t]*\n[ \t]*(?:\*\*)?Next(?:\*\*)?[ \t]*:"
     r"|<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|start_header_id|user)\|>|</s>|\[INST\]",
 )
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
@@ -32,7 +33,7 @@ _VULGAR = {"\u00bd": "1/2", "\u2153": "1/3", "\u2154": "2/3", "\u00bc": "1/4", "
            "\u215b": "1/8", "\u215c": "3/8", "\u215d": "5/8", "\u215e": "7/8", "\u2151": "1/9", "\u2152": "1/10"}
 _CHARACTERS = str.maketrans({
     **{chr(0xFF10 + d): str(d) for d in range(10)},  # full-width digits
-    "\u2044": "/", "\u2215": "/", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u200b": "",
+    "\u2044": "/", "\u2215": "/", "\u2236": ":", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u200b": "",
     **{k: " " + v + " " for k, v in _VULGAR.items()},
 })
 _STRUCK = re.compile(r"~~[^~\n]{0,200}~~|<del>.{0,200}?</del>", re.DOTALL)
@@ -75,7 +76,7 @@ def own_answer(text: str) -> str | None:
 
 
 RETRACTION = re.compile(
-    r"\b(?:wait|hmm+|oops|actually)[\s,.!:;\u2013\u2014-]*(?:that['\u2019]?s|that\s+is|this\s+is|it['\u2019]?s)\s+"
+    r"\b(?:wait|hmm+|oops|actually)(?:[\s,.!:;\u2013\u2014-]|\bno\b)*(?:that['\u2019]?s|that\s+is|this\s+is|it['\u2019]?s)\s+"
     r"(?:not\s+(?:right|correct)|wrong|incorrect)"
     r"|\bthat\s+can['\u2019]?t\s+be\s+right|\bi\s+made\s+(?:a|an)\s+(?:mistake|error)|\bi\s+was\s+wrong"
     r"|\bscratch\s+that|\bwait,?\s+no\b|\bno,?\s+wait\b|\bcorrection\s*:",
