@@ -110,7 +110,9 @@ _CORRECTION = re.compile(
 )
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*|\n")
 _STEP_LINE = re.compile(r"^\s*(?:\*\*)?(?:Q\s*\d+|\d+\s*[.)]|Step\s*\d+|Sub-?question\s*\d*|#\d+)", _FLAGS)
-_OPPOSITE_FOLLOWS = re.compile(r"\s*(?:,|\.|!|;|/|\band\b|\bor\b|\bbut\b|\bnor\b|&|-|\u2013|\u2014)+\s*\**\s*", _FLAGS)
+_OPPOSITE_FOLLOWS = re.compile(  # what may sit between "yes" and an opposite "no": "Yes and no", "yes/no", "yes no"
+    r"[ \t]*(?:(?:,|\.|!|;|/|\band\b|\bor\b|\bbut\b|\bnor\b|&|-|\u2013|\u2014)+\s*\**\s*|(?=[A-Za-z]))", _FLAGS
+)
 
 
 def _phrase_at(text: str, start: int = 0, strict: bool = True, bare_no: bool = False) -> tuple[str, int] | None:
@@ -159,7 +161,7 @@ def _statement(text: str, start: int, strict: bool) -> str | None:
     polarity, end = found
     follow = _OPPOSITE_FOLLOWS.match(text, end)
     if follow is not None and follow.end() > end:
-        linked = re.search(r"\b(?:and|or|nor)\b|/|&", follow.group()) is not None
+        linked = re.search(r"\b(?:and|or|nor)\b|/|&", follow.group()) is not None or not follow.group().strip()
         second = _phrase_at(text, follow.end(), strict=not linked, bare_no=linked)
         if second is not None and second[0] != polarity:
             return "hedge"
