@@ -11,7 +11,8 @@ import pytest
 
 from meml.rewards import OVER_BUDGET_METRIC, accuracy_reward, budget_counts, make_reward_function
 from meml.rewards import budget
-from meml.rewards.arith import TooExpensive, parse_clause
+from meml.rewards.arith import TooExpensive
+from meml.rewards.clause import parse_clause
 
 BOMBS = [
     "\\boxed{10^{10^{10}}}",
@@ -152,7 +153,8 @@ def test_reward_function_logs_how_many_completions_the_budget_cut_off():
     logged = []
     reward = make_reward_function("gsm8k")
     completions = ["#### 5", BOMBS[0], "\\boxed{99999!}", "The answer is 5."]
-    scores = reward(["q"] * 4, completions, answer=["5"] * 4, log_metric=lambda name, value: logged.append((name, value)))
+    scores = reward(["q"] * 4, completions, answer=["5"] * 4,
+                    log_metric=lambda name, value: logged.append((name, value)))
     assert scores == [1.0, 0.0, 0.0, 1.0]
     assert logged == [(OVER_BUDGET_METRIC, 2.0)]
     logged.clear()

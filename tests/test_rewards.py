@@ -608,7 +608,7 @@ def test_gsm8k_reference_forms(reference, completion, expected):
     ],
 )
 def test_parse_clause(clause, kind, canonical):
-    from meml.rewards.arith import parse_clause
+    from meml.rewards.clause import parse_clause
 
     verdict = parse_clause(clause)
     assert (verdict.kind, verdict.canonical) == (kind, canonical)
@@ -634,7 +634,7 @@ def test_parse_clause(clause, kind, canonical):
     ],
 )
 def test_latex_arithmetic(latex, canonical):
-    from meml.rewards.arith import parse_clause
+    from meml.rewards.clause import parse_clause
     from meml.rewards.latex import to_plain
 
     assert parse_clause(to_plain(latex), math=True).canonical == canonical
@@ -642,7 +642,7 @@ def test_latex_arithmetic(latex, canonical):
 
 @pytest.mark.parametrize("latex", ["\\sqrt{2}", "2x", "\\pi r^2", "18 + x", "x + y"])
 def test_latex_that_is_not_arithmetic_goes_to_math_verify(latex):
-    from meml.rewards.arith import parse_clause
+    from meml.rewards.clause import parse_clause
     from meml.rewards.latex import to_plain
 
     assert parse_clause(to_plain(latex), math=True).kind == "other"

@@ -31,8 +31,8 @@ from meml.rewards.text import STOP_SEQUENCES, own_answer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OVER_BUDGET_METRIC", "STOP_SEQUENCES", "accuracy_reward", "budget_counts", "extract_answer", "make_reward_function",
-           "same_answer"]
+__all__ = ["OVER_BUDGET_METRIC", "STOP_SEQUENCES", "accuracy_reward", "budget_counts", "extract_answer",
+           "make_reward_function", "same_answer"]
 
 OVER_BUDGET_METRIC = "judge/over_budget"
 """Metric the RL reward logs each step: completions whose grading the budget cut off (scored 0)."""

@@ -15,7 +15,8 @@ import re
 from fractions import Fraction
 
 from meml.rewards import budget
-from meml.rewards.arith import TooExpensive, Verdict, clause_end, number_value, parse_clause
+from meml.rewards.arith import TooExpensive, number_value
+from meml.rewards.clause import Verdict, clause_end, parse_clause
 from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain, unbox
 from meml.rewards.text import retracted
 

@@ -23,7 +23,8 @@ from functools import lru_cache
 
 from meml.options import LETTERS, parse_options
 from meml.rewards import budget
-from meml.rewards.arith import MAX_DIGITS, TooExpensive, parse_clause
+from meml.rewards.arith import MAX_DIGITS, TooExpensive
+from meml.rewards.clause import clause_end, parse_clause
 from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain
 from meml.rewards.text import retracted
 
@@ -61,7 +62,8 @@ _IS_CORRECT_AFTER = re.compile(
 _TRYING = re.compile(r"\b(?:check|checking|let|consider|considering|try|trying|test|testing|verify|examine|look"
                      r"|evaluate|evaluating|if|whether|eliminate|not)\b", _FLAGS)
 _LETTER_IS_ANSWER = re.compile(
-    r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)\s*|[" + _QUOTES + r"]?(?P<b>[a-e])[" + _QUOTES + r"]?(?:\s*\)\s*|\s+))"
+    r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)\s*"
+    r"|[" + _QUOTES + r"]?(?P<b>[a-e])[" + _QUOTES + r"]?(?:\s*\)\s*|\s+))"
     r"(?:is|was|should\s+be|must\s+be|will\s+be|would\s+be|seems|looks|as)\s+"
     r"(?:(?:thus|therefore|hence|clearly)\s+)?"
     r"(?:(?:the\s+)?(?:(?:correct|right|best|closest|final)\s+)?(?:answer|ans|option|choice)\b|(?:correct|right)\b"
@@ -76,7 +78,7 @@ _OTHER_COMMITMENTS = re.compile(
     r"\banswer(?P<glued>[a-e])\b"  # "answerc"
     r"|\banswer\b[^.!?\n]{1,25}?\bis\s+(?P<late>[a-e])(?!\.[A-Za-z])(?=\s*[.!]?\s*$|\s*[.!,;])"  # "... m = 141 is d ."
     r"|\b(?:it|the\s+answer|that)\s+(?:should|must|would|will|has\s+to)\s+be\s+[(" + _QUOTES + r"]?\s*"
-    r"(?P<should>[a-e])\s*[)" + _QUOTES + r"]?(?!\.[A-Za-z])(?=\s*(?:[.!,;:]|$))"  # "i think it should be c ."
+    r"(?P<should>[a-e])\s*[)" + _QUOTES + r"]?(?!\.[A-Za-z])(?=\s*(?:[.!,;:]|$))"  # "it should be c ."
     r"|(?<![A-Za-z0-9_'])[(" + _QUOTES + r"]?(?P<itis>[a-e])[)" + _QUOTES + r"]?\s+it\s+is\b",  # "b it is."
     _FLAGS,
 )
@@ -105,7 +107,7 @@ _EITHER = re.compile(r"\b(?:either|between|neither)\s*$", _FLAGS)
 
 _ECHO_LABEL = re.compile(  # "(a)" anywhere; "a )", "A.", "A:" at a line start, after a separator or a value
     r"(?<![A-Za-z0-9_'])(?:\(\s*(?P<p>[a-e])\s*\)"
-    r"|(?:^|(?<=\n)|(?<=[,;|\u2022*\-])|(?<=\s\s)|(?<=[0-9%)]\s)|(?<=\[))\s*(?P<l>[a-e])\s*[).:](?![0-9A-Za-z]))",
+    r"|(?:^|(?<=\n)|(?<=[,;|\u2022*\-])|(?<=\s\s)|(?<=[0-9%).:]\s)|(?<=\[))\s*(?P<l>[a-e])\s*[).:](?![0-9A-Za-z]))",
     _FLAGS | re.MULTILINE,
 )
 _ECHO_GAP = 120  # characters an option's value may take before the next label
@@ -243,7 +245,13 @@ def _value_letter(segment: str, options: str | None) -> str | None:
     body = segment.lstrip(" \t*:=\"'$").translate(_UNICODE)
     if _OFFERS_TWO.search(body):
         return None  # "625 or 720", "30, or possibly 40": a hedge
-    letter = _letter_of_text(body, options)  # "3 1 / 5", "4 π", "5 : 6", "none of these"
+    whole = _compact(body[:clause_end(body)])
+    exact = [letter for letter, _, text in option_values(options) if whole and "".join(text.split()) == whole]
+    if len(exact) == 1:
+        return exact[0]  # the whole statement is one option's text: "5 : 6", "4 π", "none of these"
+    if re.search(r"[=\u2248]|[0-9.]\s*[-+*/x\u00d7\u00f7]\s*[0-9(]", body[:clause_end(body)]):
+        return _clause_value_letter(body, options)  # "45 + 105 = 150": an equation by its result
+    letter = _letter_of_text(body, options)  # "3 1 / 5 hours", "45 m east of ..."
     if letter is not None:
         return letter
     leading = _leading_value(body)
@@ -329,7 +337,7 @@ def _trailing_letter(text: str) -> tuple[int, str | None] | None:
         return None  # "I would not pick (d)"
     closed = text[len(body):].lstrip().startswith(")")
     after_value = re.search(r"[0-9][0-9.,%]*(?:\s+[A-Za-z]{1,8}){1,2}$", before[-40:]) is not None
-    if after_value and word not in _FUNCTION_WORDS and body[-1].lower() != "a":
+    if after_value and word not in _FUNCTION_WORDS:
         return position, body[-1].lower()  # "... = 144 pi b": a label after a value and its unit
     if closed and word not in ("not", "nor", "than", "except", "and", "or", "it's", "its", "if", "whether"):
         return position, body[-1].lower()  # "... = 60 kmph c )": a label
@@ -359,7 +367,7 @@ def _letter_with_value(text: str, options: str | None) -> tuple[int, str] | None
 
 
 _OPENING = re.compile(  # "b 5050 ...", "d . 20 ...", "(c) 45 ..."; not "a train ...", not "c . p . = 102"
-    r"^[\s\"'*]*(?:\(\s*)?(?!.\s*\.\s*[a-z]\s*\.)(?:(a)\s*[.):]|([b-e])\s*[.):]?)\s+(?=\S)", _FLAGS
+    r"^[\s\"'*]*(?:\(\s*)?(?!.\s*\.\s*[a-z]\s*\.)(?:(a)\s*[.):]|([b-e])\s*[.):]?)\s+(?=[^\s=+*/^<>])", _FLAGS
 )
 
 

@@ -63,8 +63,9 @@ _SHORT_REPLY = re.compile(  # "It would not.", "He could not have.", "They do.",
     _FLAGS,
 )
 _INTRO_CLAUSE = re.compile(r"[^,.!?\n]{3,60},\s*")
-_SHORT_REPLY_CLAUSE = re.compile(_SHORT_REPLY.pattern.replace(r"(?:[.!\u2026]|$)", r"(?:[.!\u2026;:\u2013\u2014]|\s-|$)"),
-                                 _FLAGS)
+_SHORT_REPLY_CLAUSE = re.compile(  # the same reply, which may also end at a dash or colon
+    _SHORT_REPLY.pattern.replace(r"(?:[.!\u2026]|$)", r"(?:[.!\u2026;:\u2013\u2014]|\s-|$)"), _FLAGS
+)
 _STATEMENT_FILLER = re.compile(
     r"(?:(?:simply|just|a|an|resounding|clear|firm|definite|final|emphatic|straightforward|that)\b\s*|[:\-]\s*)*",
     _FLAGS,
