@@ -97,8 +97,10 @@ _HEDGE = re.compile(  # after the last commitment: it was not one
     r"|impossible\s+to\s+say|can(?:['\u2019]t|not)\s+(?:say|tell)\s+(?:for\s+sure|either\s+way))\b",
     _FLAGS,
 )
+_AFTERTHOUGHT = r"(?:\.\.\.|\u2026|[.!?,;:\u2013\u2014-])\s*well\b"  # "No... well, yes"
 _CORRECTED = re.compile(  # "Actually, no", "Wait — correction: yes"
-    r"\b(?:actually|correction|on\s+second\s+thought|rather|wait|no\s+wait|well|(?:up)?on\s+reflection)(?:[\s,:;.\u2013\u2014\-]|\.\.\.)*"
+    r"(?:\b(?:actually|correction|on\s+second\s+thought|rather|wait|no\s+wait|(?:up)?on\s+reflection)|" + _AFTERTHOUGHT
+    + r")(?:[\s,:;.\u2013\u2014\-]|\.\.\.)*"
     r"(?:(?:actually|correction|wait)(?:[\s,:;.\u2013\u2014\-]|\.\.\.)*)*",
     _FLAGS,
 )
@@ -106,7 +108,7 @@ _CORRECTION = re.compile(
     r"\b(?:wait|actually|on\s+second\s+thought|correction|scratch\s+that|hold\s+on|i\s+was\s+wrong"
     r"|i\s+made\s+a\s+mistake|that['\u2019]?s\s+(?:not\s+right|wrong|incorrect)|that\s+is\s+(?:not\s+right|wrong|incorrect)"
     r"|let\s+me\s+(?:reconsider|re-?check|rethink|correct|re-?examine)|re-?considering|(?:up)?on\s+reflection"
-    r"|i\s+need\s+to\s+revise|change\s+my\s+answer|i\s+mixed\s+up|well)\b",
+    r"|i\s+need\s+to\s+revise|change\s+my\s+answer|i\s+mixed\s+up)\b|" + _AFTERTHOUGHT,
     _FLAGS,
 )
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*|\n")
@@ -187,22 +189,9 @@ def _opening(text: str) -> str | None:
     return None
 
 
-def _commitments(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """``(strong, weak)`` commitments ``(position, polarity or "hedge")`` in text order.
-
-    Weak ones count only when there is no strong one: the answer after a restated question
-    ("Answer yes or no: is X? No.") could also be a sub-answer in unmarked step-by-step reasoning.
-    """
-    found, weak = [], []
-    sentences = [m for m in _SENTENCE.finditer(text) if m.group().strip()]
-    if not _STEP_LINE.match(text):
-        opening = _opening(text)
-        if opening is not None:
-            found.append((0, opening))
-        elif len(sentences) > 1 and sentences[0].group().rstrip().endswith("?"):
-            second = _opening(text[sentences[1].start():])
-            if second is not None:
-                weak.append((sentences[1].start(), second))
+def _marker_commitments(text: str) -> list[tuple[int, str]]:
+    """Commitments by explicit marker: ``####`` lines, answer statements, ``\\boxed{}``, "I'd say", corrections."""
+    found = []
     for match in re.finditer(r"####", text):
         line = text[match.end():].split("\n", 1)[0]
         polarity = _statement(line, 0, strict=False)
@@ -226,39 +215,76 @@ def _commitments(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]
             polarity = _statement(text, match.end(), strict=pattern is _CORRECTED)
             if polarity is not None:  # a correction counts from its answer, after the words that take back
                 found.append((match.end() if pattern is _CORRECTED else match.start(), polarity))
+    return found
+
+
+def _concluding_commitment(text: str, sentences: list[re.Match]) -> tuple[int, str] | None:
+    """The last sentence that concludes with an answer: "So, no.", "Therefore, yes, ...", "So ...: yes."."""
     concluding = None
     for sentence in sentences:
         body = sentence.group()
         stripped = body.lstrip(" *_#>\"'")
         lead = _CONCLUDING.match(stripped)
-        if lead is not None and lead.group().strip():
-            offset = sentence.start() + len(body) - len(stripped) + lead.end()
-            polarity = _statement(text, offset, strict=True)
-            if polarity is None:
-                tail = _TAIL.search(body)
-                polarity = None if tail is None else _statement(text, sentence.start() + tail.end(), strict=True)
-            if polarity is not None:
-                concluding = (sentence.start(), polarity)
+        if lead is None or not lead.group().strip():
+            continue
+        polarity = _statement(text, sentence.start() + len(body) - len(stripped) + lead.end(), strict=True)
+        if polarity is None:
+            tail = _TAIL.search(body)
+            polarity = None if tail is None else _statement(text, sentence.start() + tail.end(), strict=True)
+        if polarity is not None:
+            concluding = (sentence.start(), polarity)
+    return concluding
+
+
+def _closing_commitments(text: str, sentences: list[re.Match]) -> list[tuple[int, str]]:
+    """Answers in the last sentence: "... Yes, a week would be enough.", "..., so no, ...", "... = 174, yes."
+
+    A last sentence that answers a sub-question (after a line "Q2: ...?" or a numbered step) is reasoning.
+    """
+    if not sentences:
+        return []
+    found = []
+    last = sentences[-1]
+    line_start = text.rfind("\n", 0, last.start()) + 1
+    sub_answer = len(sentences) > 1 and sentences[-2].group().rstrip().endswith("?") \
+        or _STEP_LINE.match(text[line_start:])
+    if len(sentences) > 1 and not sub_answer:
+        polarity = _statement(text, last.start(), strict=True)
+        if polarity is not None:
+            found.append((last.start(), polarity))
+    for match in _MID_CONCLUSION.finditer(last.group()):
+        polarity = _statement(text, last.start() + match.end(), strict=True)
+        if polarity is not None:
+            found.append((last.start() + match.start(), polarity))
+    tail = _TAIL.search(last.group())
+    if tail is not None and not sub_answer:
+        polarity = _statement(text, last.start() + tail.end(), strict=True)
+        if polarity is not None:
+            found.append((last.start() + tail.end(), polarity))
+    return found
+
+
+def _commitments(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """``(strong, weak)`` commitments ``(position, polarity or "hedge")`` in text order.
+
+    Weak ones count only when there is no strong one: the answer after a restated question
+    ("Answer yes or no: is X? No.") could also be a sub-answer in unmarked step-by-step reasoning.
+    """
+    found, weak = [], []
+    sentences = [m for m in _SENTENCE.finditer(text) if m.group().strip()]
+    if not _STEP_LINE.match(text):
+        opening = _opening(text)
+        if opening is not None:
+            found.append((0, opening))
+        elif len(sentences) > 1 and sentences[0].group().rstrip().endswith("?"):
+            second = _opening(text[sentences[1].start():])
+            if second is not None:
+                weak.append((sentences[1].start(), second))
+    found += _marker_commitments(text)
+    concluding = _concluding_commitment(text, sentences)
     if concluding is not None:
         found.append(concluding)
-    if sentences:
-        last = sentences[-1]
-        line_start = text.rfind("\n", 0, last.start()) + 1
-        sub_answer = len(sentences) > 1 and sentences[-2].group().rstrip().endswith("?") \
-            or _STEP_LINE.match(text[line_start:])
-        if len(sentences) > 1 and not sub_answer:
-            polarity = _statement(text, last.start(), strict=True)
-            if polarity is not None:
-                found.append((last.start(), polarity))  # "... Yes, a week would be enough."
-        for match in _MID_CONCLUSION.finditer(last.group()):
-            polarity = _statement(text, last.start() + match.end(), strict=True)
-            if polarity is not None:
-                found.append((last.start() + match.start(), polarity))
-        tail = _TAIL.search(last.group())
-        if tail is not None and not sub_answer:  # "... = 174, yes."
-            polarity = _statement(text, last.start() + tail.end(), strict=True)
-            if polarity is not None:
-                found.append((last.start() + tail.end(), polarity))
+    found += _closing_commitments(text, sentences)
     return sorted(set(found)), weak
 
 
