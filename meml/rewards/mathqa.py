@@ -98,7 +98,7 @@ _SECOND_LETTER = re.compile(
     _FLAGS,
 )
 _OFFERS_TWO = re.compile(
-    r"^[^\n.;]{0,40}?\s(?:or|to)\s+(?:maybe\s+|possibly\s+|perhaps\s+)?(?:rs\.?\s*|\$\s*)?[0-9]", _FLAGS
+    r"^(?:[^\n.;]|\.(?=[0-9])){0,40}?\s(?:or|to)\s+(?:maybe\s+|possibly\s+|perhaps\s+)?(?:rs\.?\s*|\$\s*)?[0-9]", _FLAGS
 )
 _VALUE_SPAN = 200  # characters after an answer keyword that may hold its value
 _EITHER = re.compile(r"\b(?:either|between|neither)\s*$", _FLAGS)
@@ -199,6 +199,7 @@ def option_values(options: str) -> tuple[tuple[str, Fraction | None, str], ...]:
     for letter in LETTERS:
         text = parsed[letter].translate(_UNICODE)
         text = re.sub(r"^[a-z]\s*=\s*", "", text)  # "e = 20"
+        text = re.sub(r"^[a-z]{1,3}\s*\.\s*(?=[0-9])", "", text)  # "s . 1300" (a garbled "rs ."), "rs . 400"
         text = re.sub(r"(^|[\s(])\.\s+(?=[0-9])", r"\1.", text)  # ". 09": MathQA's tokenised ".09"
         leading = _leading_value(text)
         value = None

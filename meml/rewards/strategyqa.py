@@ -94,7 +94,8 @@ _I_SAY = re.compile(
 )
 _HEDGE = re.compile(  # after the last commitment: it was not one
     r"\b(?:it['\u2019]?s\s+both|it\s+is\s+both|both\s+yes\s+and\s+no|yes\s+and\s+no|it\s+depends|hard\s+to\s+say"
-    r"|impossible\s+to\s+say|can(?:['\u2019]t|not)\s+(?:say|tell)\s+(?:for\s+sure|either\s+way))\b",
+    r"|impossible\s+to\s+say|can(?:['\u2019]t|not)\s+(?:say|tell)\s+(?:for\s+sure|either\s+way)"
+    r"|(?:could|might|may)\s+(?:also\s+|well\s+|just\s+as\s+well\s+)?be\s+(?:yes|no|true|false))\b",
     _FLAGS,
 )
 _AFTERTHOUGHT = r"(?:\.\.\.|\u2026|[.!?,;:\u2013\u2014-])\s*well\b"  # "No... well, yes"
