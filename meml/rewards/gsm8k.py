@@ -17,7 +17,7 @@ from fractions import Fraction
 from meml.rewards import budget
 from meml.rewards.arith import TooExpensive, number_value
 from meml.rewards.clause import Verdict, clause_end, parse_clause
-from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain, unbox
+from meml.rewards.latex import LatexTooDeep, boxed, strip_text_macros, to_plain, unbox
 from meml.rewards.text import retracted
 
 _TOLERANCE = Fraction(1, 10**6)
@@ -31,6 +31,7 @@ _ANSWER_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 _HASHES = re.compile(r"####")
+_MAX_STATEMENTS = 50  # the last ones decide; earlier ones matter only if all of these are empty
 _LAST_NUMBER = re.compile(
     r"(?:(?<![0-9A-Za-z_)\]}.])[-\u2212])?(?<![0-9A-Za-z_])"
     r"(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?(?:\s*/\s*[0-9]+(?![0-9]|[.,][0-9]))?"
@@ -81,11 +82,8 @@ def _statements(text: str) -> list[tuple[int, str, str]]:
     for match in _ANSWER_STATEMENT.finditer(text):
         rest = text[match.end():]
         found.append((match.start(), "statement", rest[:clause_end(rest, 0, math="\\" in rest[:200])]))
-    boxed_text = text
-    while (box := last_boxed(boxed_text)) is not None:
-        found.append((box[0], "boxed", box[1]))
-        boxed_text = boxed_text[:box[0]]
-    return sorted(found)
+    found += [(position, "boxed", content) for position, content in boxed(text)]
+    return sorted(found)[-_MAX_STATEMENTS:]
 
 
 _NUMBER_WORD = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"

@@ -13,24 +13,44 @@ import re
 _BOX = re.compile(r"\\(boxed|fbox)[ \t]*")
 
 
-def last_boxed(text: str) -> tuple[int, str] | None:
-    """``(position, content)`` of the last ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces), else None."""
-    limit = len(text)  # an unclosed later box means no earlier one closes past its opening brace
-    for box in reversed(list(_BOX.finditer(text))):
+_MAX_BOXES = 50  # the last boxes decide
+
+
+def boxed(text: str) -> list[tuple[int, str]]:
+    """``(position, content)`` of every closed ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces), in order.
+
+    One pass over the text pairs every brace, so many boxes cost no more than one (no quadratic rescans).
+    A ``\\boxed 5`` without braces gives its first word.
+    """
+    boxes = list(_BOX.finditer(text))
+    if not boxes:
+        return []
+    closing, stack = {}, []
+    for index, char in enumerate(text):
+        if char == "{":
+            stack.append(index)
+        elif char == "}" and stack:
+            closing[stack.pop()] = index
+    spans, covered = [], -1
+    for box in boxes:  # outermost boxes only: a box inside a box is part of its content
         offset = box.end()
+        if box.start() < covered:
+            continue
         if text.startswith("{", offset):
-            depth = 0
-            for index in range(offset, limit):
-                if text[index] == "{":
-                    depth += 1
-                elif text[index] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return box.start(), text[offset + 1:index]
-            limit = offset
+            if offset in closing:
+                spans.append((box.start(), offset + 1, closing[offset]))
+                covered = closing[offset]
         elif offset > box.start() + len(box.group(1)) + 1 and offset < len(text):
-            return box.start(), text[offset:].split(None, 1)[0].rstrip("$.")  # "\\boxed 5"
-    return None
+            word = text[offset:offset + 200].split(None, 1)[0] if text[offset:offset + 200].strip() else ""
+            spans.append((box.start(), offset, offset + len(word)))  # "\\boxed 5"
+    return [(start, text[begin:end].rstrip("$.") if text[begin - 1] != "{" else text[begin:end])
+            for start, begin, end in spans[-_MAX_BOXES:]]
+
+
+def last_boxed(text: str) -> tuple[int, str] | None:
+    """``(position, content)`` of the last closed ``\\boxed{...}`` / ``\\fbox{...}``, else None."""
+    found = boxed(text)
+    return found[-1] if found else None
 
 
 def unbox(text: str) -> str:
