@@ -190,3 +190,30 @@ def _is_running_worker(pid: int) -> bool:
             return handle.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+PATHOLOGICAL = [
+    "\\boxed{1} x " * 5000,  # many boxes
+    "\\boxed{" * 20000 + "}" * 20000,  # deeply nested boxes
+    "\\boxed{ " * 20000,  # unclosed boxes
+    "#### 5\n" * 5000,
+    "The answer is 5. " * 5000,
+    "\\frac{1}{" * 3000 + "2" + "}" * 3000,
+    "twenty " * 10000,
+    "1 " * 50000,
+    "<think>" * 5000,
+    "\nQ1: is it? no. " * 5000,
+    "a ) 1 , b ) 2 , c ) 3 , d ) 4 , e ) 5 , " * 3000,
+    "blah 12 , answer ( " * 20000 + "\n#### 7",
+    "yes no " * 20000,
+    "(" * 50000 + ")" * 50000,
+]
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+def test_pathological_text_is_graded_within_two_seconds(text):
+    options = "a ) 10 , b ) 20 , c ) 30 , d ) 40 , e ) 5"
+    for task in ("gsm8k", "mathqa", "strategyqa"):
+        start = time.perf_counter()
+        assert accuracy_reward(task, text, "5", options) in (0.0, 1.0)
+        assert time.perf_counter() - start < 2.0, task

@@ -213,7 +213,8 @@ def _is_list(tokens: list[Token]) -> bool:
     """``5, 6`` / ``5 and 6``: the clause is a list of several numbers (units allowed)."""
     numbers = [t for t in tokens if t.kind == "num"]
     separators = [t for t in tokens if t.kind == "comma" or t.kind == "word" and t.text.lower() == "and"]
-    others = [t for t in tokens if t.kind not in ("num", "comma", "cur", "pct") and t not in separators]
+    separator_ids = {id(t) for t in separators}
+    others = [t for t in tokens if t.kind not in ("num", "comma", "cur", "pct") and id(t) not in separator_ids]
     values = {number_value(t.text) for t in numbers}
     return len(numbers) >= 2 and bool(separators) and not others and len(values) > 1
 

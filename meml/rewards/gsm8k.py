@@ -76,11 +76,11 @@ def _statement_answer(kind: str, content: str) -> tuple[str, str | None]:
 def _statements(text: str) -> list[tuple[int, str, str]]:
     """Explicit answer statements ``(position, kind, content)``, in text order."""
     found = []
-    for match in _HASHES.finditer(text):
-        line = text[match.end():].split("\n", 1)[0]
+    for match in list(_HASHES.finditer(text))[-_MAX_STATEMENTS:]:
+        line = text[match.end():match.end() + 8000].split("\n", 1)[0]
         found.append((match.start(), "hashes", line))
-    for match in _ANSWER_STATEMENT.finditer(text):
-        rest = text[match.end():]
+    for match in list(_ANSWER_STATEMENT.finditer(text))[-_MAX_STATEMENTS:]:
+        rest = text[match.end():match.end() + 8000]
         found.append((match.start(), "statement", rest[:clause_end(rest, 0, math="\\" in rest[:200])]))
     found += [(position, "boxed", content) for position, content in boxed(text)]
     return sorted(found)[-_MAX_STATEMENTS:]

@@ -100,6 +100,7 @@ _SECOND_LETTER = re.compile(
 _OFFERS_TWO = re.compile(
     r"^(?:[^\n.;]|\.(?=[0-9])){0,40}?\s(?:or|to)\s+(?:maybe\s+|possibly\s+|perhaps\s+)?(?:rs\.?\s*|\$\s*)?[0-9]", _FLAGS
 )
+_MAX_STATEMENTS = 50  # value statements read, the last ones (an earlier one can only lose to a later one)
 _VALUE_SPAN = 200  # characters after an answer keyword that may hold its value
 _EITHER = re.compile(r"\b(?:either|between|neither)\s*$", _FLAGS)
 
@@ -438,7 +439,7 @@ def _candidates(text: str, options: str | None) -> list[tuple[int, int, str | No
         if letter is not None:
             found.append((box[0], 1, letter))
     if options:
-        for match in _ANSWER_VALUE.finditer(text):
+        for match in list(_ANSWER_VALUE.finditer(text))[-_MAX_STATEMENTS:]:
             letter = _value_letter(match.group("rest")[:_VALUE_SPAN], options)
             if letter is not None:
                 found.append((match.start(), 0, letter))
