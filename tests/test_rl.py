@@ -347,18 +347,18 @@ from pathlib import Path
 original = baselines.rl._reward_functions
 baselines.rl._reward_functions = lambda task, run: [length_reward] + original(task, run)[1:]
 
-class Slow(__import__("transformers").TrainerCallback):
-    def on_step_end(self, args, state, control, **kwargs):
-        time.sleep({pause})
+class BlockAfterFirstCheckpoint(__import__("transformers").TrainerCallback):
+    # once a checkpoint is on disk, wait to be killed: the kill lands after a checkpoint, never after the end
+    def on_save(self, args, state, control, **kwargs):
+        if {block}:
+            time.sleep(3600)
 
-original_build = baselines.rl.build_trainer
 def build(*args, **kwargs):
-    trainer = original_build(*args, **kwargs)
-    trainer.add_callback(Slow())
+    trainer = baselines.rl.build_trainer(*args, **kwargs)
+    trainer.add_callback(BlockAfterFirstCheckpoint())
     return trainer
-baselines.rl.build_trainer = build
 run = RLRunConfig.for_algorithm({algorithm!r}, {{**FEW, "steps": 6, "save_steps": 2}})
-baselines.rl.train_rl({model!r}, _rl_rows(Path({world!r})), "gsm8k", run, {out!r}, {work!r})
+baselines.rl.train_rl({model!r}, _rl_rows(Path({world!r})), "gsm8k", run, {out!r}, {work!r}, build=build)
 """
 
 
@@ -368,7 +368,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, tiny_model_dir
     script = tmp_path / "run.py"
     settings = dict(tests=str(Path(__file__).parent), model=str(tiny_model_dir), world=str(small_world),
                     out=str(out), work=str(work), algorithm=algorithm)
-    script.write_text(RESUME_SCRIPT.format(pause=1.0, **settings))
+    script.write_text(RESUME_SCRIPT.format(block=True, **settings))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
@@ -379,13 +379,12 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, tiny_model_dir
             break
         time.sleep(0.2)
     assert process.poll() is None, process.stderr.read().decode()[-3000:]
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
+    process.send_signal(signal.SIGKILL)  # the child waits after its first checkpoint: no race with the run's end
     process.wait()
     assert not out.exists()
     resumed_at = int(last_checkpoint(work / "trainer").name.split("-")[1])
     assert resumed_at in (2, 4)
-    script.write_text(RESUME_SCRIPT.format(pause=0.0, **settings))
+    script.write_text(RESUME_SCRIPT.format(block=False, **settings))
     subprocess.run([sys.executable, str(script)], env=env, check=True, capture_output=True)
     saved = json.loads((out / "run.json").read_text())
     assert saved["metrics"]["resumed_from_step"] == resumed_at and saved["metrics"]["steps"] == 6
