@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meml.rewards import accuracy_reward, extract_answer, make_reward_function
+from meml.rewards import STOP_SEQUENCES, accuracy_reward, extract_answer, make_reward_function
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -505,14 +505,12 @@ def test_mathqa_letter_before_an_empty_final_marker_beats_the_last_number():
 
 def _lm_eval_truncate(text: str) -> str:
     """What lm-eval 0.4.13 returns for a generation with our ``until`` (models/utils.postprocess_generated_text)."""
-    from meml.rewards import STOP_SEQUENCES
-
     for term in STOP_SEQUENCES:
         text = text.split(term)[0]
     return text
 
 
-@pytest.mark.parametrize("stop", __import__("meml.rewards", fromlist=["STOP_SEQUENCES"]).STOP_SEQUENCES)
+@pytest.mark.parametrize("stop", STOP_SEQUENCES)
 @pytest.mark.parametrize(
     ("task", "own", "invented", "gold", "options"),
     [
@@ -536,7 +534,6 @@ def test_reward_and_lm_eval_stop_agree(stop, task, own, invented, gold, options)
 
 def test_evaluation_tasks_stop_at_the_shared_stop_sequences(tmp_path):
     from meml.evaluation import task_config
-    from meml.rewards import STOP_SEQUENCES
 
     for temperature in (None, 0.7):
         config = task_config("t", tmp_path / "docs.jsonl", 64, temperature=temperature)

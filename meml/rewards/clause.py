@@ -18,10 +18,12 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from meml.rewards import budget
 from meml.rewards.arith import (
     NotArithmetic, Token, TooExpensive, is_number_word, number_words, canonical_decimal, canonical_fraction,
     evaluate, number_value, tokenize,
 )
+from meml.rewards.latex import LatexTooDeep, to_plain
 
 _MAX_TOKENS = 400
 
@@ -309,3 +311,15 @@ def parse_clause(text: str, math: bool = False) -> Verdict:
                     for t in tokens[end:]):
         return OTHER  # \\boxed{18 + x}: more math after the number
     return Verdict("value", value, decimal)
+
+
+def read_clause(text: str, math: bool = False) -> Verdict:
+    """:func:`parse_clause` of answer text that may hold LaTeX (rewritten as arithmetic first); a bomb
+    is refused, counted as over budget, and read as a hedge (it commits to nothing)."""
+    try:
+        if math or re.search(r"[\\{}^]", text):
+            return parse_clause(to_plain(text), math=True)
+        return parse_clause(text)
+    except (TooExpensive, LatexTooDeep, RecursionError):
+        budget.count("refused")
+        return Verdict("refused")

@@ -16,8 +16,8 @@ from fractions import Fraction
 
 from meml.rewards import budget
 from meml.rewards.arith import TooExpensive, number_value
-from meml.rewards.clause import Verdict, clause_end, parse_clause
-from meml.rewards.latex import LatexTooDeep, boxed, strip_text_macros, to_plain, unbox
+from meml.rewards.clause import clause_end, parse_clause, read_clause
+from meml.rewards.latex import boxed, strip_text_macros, unbox
 from meml.rewards.text import retracted
 
 _TOLERANCE = Fraction(1, 10**6)
@@ -40,18 +40,6 @@ _LAST_NUMBER = re.compile(
 _SENTENCE_START = re.compile(r"(?:^|\n|[.!?;](?=\s))[^\n.!?;]*$")
 
 
-def _clause_answer(clause: str, math: bool = False) -> Verdict:
-    """Verdict of an answer clause; LaTeX is rewritten as arithmetic first. Bombs are counted and refused."""
-    try:
-        if math or re.search(r"[\\{}^]", clause):
-            plain = to_plain(clause)
-            return parse_clause(plain, math=True)
-        return parse_clause(clause)
-    except (TooExpensive, LatexTooDeep, RecursionError):
-        budget.count("refused")
-        return Verdict("refused")
-
-
 def _latex_answer(content: str) -> str | None:
     """A boxed or LaTeX answer that is not plain arithmetic, cleaned for math-verify (None if empty)."""
     body = " ".join(strip_text_macros(content).replace("$", " ").split()).strip(" .,;:")
@@ -62,7 +50,7 @@ def _statement_answer(kind: str, content: str) -> tuple[str, str | None]:
     """``(status, answer)`` of one explicit statement: status value, hedge or empty."""
     if kind == "boxed":
         content = unbox(content)
-    verdict = _clause_answer(content, math=kind == "boxed")
+    verdict = read_clause(content, math=kind == "boxed")
     if verdict.kind == "value":
         return "value", verdict.canonical
     if verdict.kind in ("hedge", "refused"):
@@ -119,7 +107,7 @@ def _last_number(text: str) -> str | None:
         mixed = re.search(r"(?<![0-9.,])[0-9]+\s+$", text[max(0, begin - 12):begin])
         if mixed is not None and "/" in last.group():
             begin -= len(mixed.group())  # "2 1/2"
-        return _clause_answer(text[begin:end]).canonical
+        return read_clause(text[begin:end]).canonical
     except TooExpensive:
         budget.count("refused")
         return None

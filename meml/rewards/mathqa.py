@@ -22,10 +22,9 @@ from fractions import Fraction
 from functools import lru_cache
 
 from meml.options import LETTERS, parse_options
-from meml.rewards import budget
 from meml.rewards.arith import MAX_DIGITS, TooExpensive
-from meml.rewards.clause import clause_end, parse_clause
-from meml.rewards.latex import LatexTooDeep, last_boxed, strip_text_macros, to_plain
+from meml.rewards.clause import clause_end, parse_clause, read_clause
+from meml.rewards.latex import last_boxed, strip_text_macros
 from meml.rewards.text import retracted
 
 _FLAGS = re.IGNORECASE
@@ -201,7 +200,7 @@ def option_values(options: str) -> tuple[tuple[str, Fraction | None, str], ...]:
         text = parsed[letter].translate(_UNICODE)
         text = re.sub(r"^[a-z]\s*=\s*", "", text)  # "e = 20"
         text = re.sub(r"^[a-z]{1,3}\s*\.\s*(?=[0-9])", "", text)  # "s . 1300" (a garbled "rs ."), "rs . 400"
-        text = re.sub(r"(^|[\s(])\.\s+(?=[0-9])", r"\1.", text)  # ". 09": MathQA's tokenised ".09"
+        text = re.sub(r"(^|[\s(])\.\s*(?=[0-9])", r"\g<1>0.", text)  # ". 09": MathQA's tokenised ".09"
         leading = _leading_value(text)
         value = None
         if leading is not None and not _UNITS.sub("", leading[1]).strip(" ,;"):
@@ -212,8 +211,6 @@ def option_values(options: str) -> tuple[tuple[str, Fraction | None, str], ...]:
             except TooExpensive:
                 verdict = None
             value = verdict.value if verdict is not None and verdict.kind == "value" else None
-        elif leading is None and re.match(r"\s*\.[0-9]", text):
-            value = _leading_value("0" + text.strip())[0] if _leading_value("0" + text.strip()) else None
         values.append((letter, value, _normalized_text(parsed[letter])))
     return tuple(values)
 
@@ -252,37 +249,24 @@ def _value_letter(segment: str, options: str | None) -> str | None:
     if len(exact) == 1:
         return exact[0]  # the whole statement is one option's text: "5 : 6", "4 π", "none of these"
     if re.search(r"[=\u2248]|[0-9.]\s*[-+*/x\u00d7\u00f7]\s*[0-9(]", body[:clause_end(body)]):
-        return _clause_value_letter(body, options)  # "45 + 105 = 150": an equation by its result
+        return _exact_value_letter(body, options)  # "45 + 105 = 150": an equation by its result
     letter = _letter_of_text(body, options)  # "3 1 / 5 hours", "45 m east of ..."
     if letter is not None:
         return letter
     leading = _leading_value(body)
     if leading is None and "\\" in segment:
-        return _latex_value_letter(segment, options)
+        return _exact_value_letter(segment, options, latex=True)
     if leading is not None and not _CONTINUED.match(leading[1]):
         letter = _letter_of_value(leading[0], options)
         if letter is None and re.match(r"-\s", body):  # "ans - 12 days": a dash, not a minus
             return _value_letter(body[2:], options)
         return letter
-    return _clause_value_letter(body, options)  # "3 1/2 km/h", "four hundred dollars", "a total of 74 years"
+    return _exact_value_letter(body, options)  # "3 1/2 km/h", "four hundred dollars", "a total of 74 years"
 
 
-def _clause_value_letter(segment: str, options: str) -> str | None:
-    try:
-        verdict = parse_clause(segment)
-    except TooExpensive:
-        budget.count("refused")
-        return None
-    return _letter_of_value(verdict.value, options) if verdict.kind == "value" else None
-
-
-def _latex_value_letter(segment: str, options: str) -> str | None:
-    """The option a LaTeX value names (``\\frac{9}{49}``), evaluated exactly."""
-    try:
-        verdict = parse_clause(to_plain(segment), math=True)
-    except (TooExpensive, LatexTooDeep, RecursionError):
-        budget.count("refused")
-        return None
+def _exact_value_letter(segment: str, options: str, latex: bool = False) -> str | None:
+    """The option a value names when read exactly (equations, mixed numbers, words, LaTeX), else None."""
+    verdict = read_clause(segment, math=latex)
     return _letter_of_value(verdict.value, options) if verdict.kind == "value" else None
 
 
@@ -313,7 +297,7 @@ def _sentence_before(text: str, end: int) -> str:
 
 
 _FUNCTION_WORDS = {"and", "or", "of", "the", "to", "in", "for", "with", "by", "is", "are", "was", "not", "than", "as",
-                   "at", "on", "if", "than", "nor", "its", "it's", "be", "times"}
+                   "at", "on", "if", "nor", "its", "it's", "be", "times"}
 
 
 def _trailing_letter(text: str) -> tuple[int, str | None] | None:
