@@ -1,12 +1,12 @@
 # MEML-GRPO reproduction workflow. `snakemake --cores all` runs the embedded tiny offline setting;
 # `--configfile workflow/config/<other>.yaml` runs another. No logic lives here: every rule calls
-# one `meml` subcommand; paths come from meml.paths.
+# one `meml` subcommand; paths come from meml.paths, settings from meml/pipeline/settings.py, and each
+# rule's `params: digest` from meml/pipeline/reads.py (a job reruns when what it reads changes).
 import sys
 
 from snakemake.utils import min_version
 
-from meml.compute import ComputeConfig
-from meml.config import normalize_command_line, validate_config, write_resolved_config
+from meml.pipeline.settings import normalize_command_line, settings_from_config, write_resolved_config
 
 min_version("9.0")
 
@@ -17,11 +17,11 @@ configfile: "workflow/config/default.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate_config(normalize_command_line(config), "workflow config")
-RESULTS = config["results_dir"]
-CONFIG = write_resolved_config(config, f"{RESULTS}/config.yaml")
+SETTINGS = settings_from_config(normalize_command_line(config), "workflow config")  # the one settings tree
+RESULTS = SETTINGS.results_dir
+CONFIG = write_resolved_config(SETTINGS, f"{RESULTS}/config.yaml")  # what every job reads
 MEML = f'"{sys.executable}" -m meml'
-COMPUTE = ComputeConfig.from_config(config)
+COMPUTE = SETTINGS.compute
 MEML_TRAIN = COMPUTE.launch_command(sys.executable)  # python -m meml, or accelerate launch (multi-GPU)
 TRAIN_RESOURCES = dict(gpu=COMPUTE.gpus_per_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
 EVAL_RESOURCES = dict(gpu=COMPUTE.gpus_per_eval_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)

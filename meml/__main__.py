@@ -2,6 +2,6 @@
 
 import sys
 
-from meml.cli import main
+from meml.pipeline.cli import main
 
 sys.exit(main())

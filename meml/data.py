@@ -17,7 +17,7 @@ Every row becomes a :class:`meml.records.Record` (:func:`normalize_row`):
   ``#### <answer>`` (calculator annotations ``<<a*b=c>>`` are kept).
 * MathQA: ``id`` ``mathqa-<split>-<index>``; ``question`` is ``Problem`` + ``"\\nOptions: "`` + the
   canonical options string (both upstream option forms are accepted, see
-  :func:`meml.options.parse_options`); ``answer`` is ``correct`` (``a``-``e``); ``rationale`` is
+  :func:`meml.mathqa_options.parse_options`); ``answer`` is ``correct`` (``a``-``e``); ``rationale`` is
   ``Rationale`` stripped of surrounding whitespace and of ONE pair of surrounding literal double
   quotes, then ``"\\n#### <letter>"``. The source's mojibake is kept as is.
 * StrategyQA: ``id`` is ``qid``; ``answer`` is ``yes``/``no`` from the JSON boolean; ``rationale`` is
@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable
 
 import datasets
 
-from meml.options import LETTERS, format_options, parse_options
+from meml.mathqa_options import LETTERS, format_options, parse_options
 from meml.records import ANSWER_LINE, RECORD_FIELDS, SYNTHETIC_PREFIX, Record, task_of
 
 __all__ = [

@@ -69,7 +69,7 @@ def task_config(name: str, docs_path: str | Path, max_new_tokens: int, temperatu
 
 def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0):
     """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``."""
-    from meml.compute import ComputeConfig
+    from meml.training.compute import ComputeConfig
 
     compute = compute or ComputeConfig()
     if compute.eval_backend == "vllm":
@@ -80,9 +80,9 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
         from lm_eval.models.vllm_causallms import VLLM
 
         # every GPU the job declares: tensor parallel inside a replica, data parallel (lm-eval's ray actors) across
-        data_parallel = max(1, compute.gpus_per_eval_job // compute.vllm_tensor_parallel_size)
+        data_parallel = max(1, compute.gpus_per_eval_job // compute.vllm.tensor_parallel_size)
         return VLLM(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto", seed=seed,
-                    gpu_memory_utilization=0.8, tensor_parallel_size=compute.vllm_tensor_parallel_size,
+                    gpu_memory_utilization=0.8, tensor_parallel_size=compute.vllm.tensor_parallel_size,
                     data_parallel_size=data_parallel)
     from lm_eval.models.huggingface import HFLM
 

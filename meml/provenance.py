@@ -36,11 +36,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def provenance(config: dict, seed: int | None) -> dict:
-    """The block stored in every result file."""
+def provenance(settings, seed: int | None) -> dict:
+    """The block stored in every result file: the whole settings tree, seed, versions and commit."""
     return {
         "seed": seed,
-        "config": config,
+        "config": settings.to_mapping(),
         "versions": package_versions(),
         "git_commit": git_commit(),
         "python": platform.python_version(),

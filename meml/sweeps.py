@@ -17,16 +17,15 @@ Options upstream of RL (pretraining, SFT, experts, data) are not swept: their li
 
 from __future__ import annotations
 
-import copy
 import itertools
 import numbers
+from dataclasses import replace
 from pathlib import Path
 
-from meml import paths
+from meml.methods import RL_ALGORITHMS, TAG, Method
 
 SECTIONS = ("rl", "meml")
 NOT_OPTIONS = {"rl": {"methods", "algorithms"}, "meml": {"methods", "report_expert"}}
-TAG = "+"
 
 
 class SweepError(ValueError):
@@ -67,7 +66,7 @@ def extract_sweeps(config: dict) -> dict:
 def _check_option(config: dict, dotted: str, values) -> None:
     parts = dotted.split(".")
     ok = (parts[0] in SECTIONS and len(parts) == 2 and parts[1] not in NOT_OPTIONS[parts[0]]) or (
-        parts[:2] == ["rl", "algorithms"] and len(parts) == 4 and parts[2] in paths.RL_ALGORITHMS)
+        parts[:2] == ["rl", "algorithms"] and len(parts) == 4 and parts[2] in RL_ALGORITHMS)
     if not ok:
         raise SweepError(f"sweep.{dotted}: only numeric options of rl, rl.algorithms.<name> and meml can be swept "
                          f"(pretraining, SFT, experts and data are shared by every run)")
@@ -91,14 +90,14 @@ def short_name(dotted: str) -> str:
     return ".".join(parts[2:]) if parts[:2] == ["rl", "algorithms"] else parts[-1]
 
 
-def output_files(config: dict) -> list[Path]:
+def output_files(settings) -> list[Path]:
     """What a sweep writes under ``<results>/sweeps/``: the tables of every point, then per swept option
     its table and plot (none without a sweep). :func:`reports.sweeps.write_sweeps` writes exactly these."""
-    if not config.get("sweep"):
+    if not settings.sweep:
         return []
-    out = Path(config["results_dir"]) / "sweeps"
+    out = Path(settings.results_dir) / "sweeps"
     files = [out / "sweep.md", out / "sweep.csv", out / "sweep_runs.csv"]
-    for option in map(short_name, config["sweep"]):
+    for option in map(short_name, settings.sweep):
         files += [out / f"{option}.{ext}" for ext in ("md", "csv", "png", "pdf")]
     return files
 
@@ -107,63 +106,78 @@ def format_value(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def base_method(method: str) -> str:
-    """The method name without its sweep tag."""
-    return method.split(TAG, 1)[0]
-
-
-def options_of(config: dict, method: str) -> list[str]:
+def options_of(settings, method: Method) -> list[str]:
     """The swept options (dotted) that apply to ``method``, in config order."""
-    base = base_method(method)
-    is_meml = paths.meml_variant(base) is not None
-    algorithm = "GRPO" if is_meml else paths.rl_algorithm(base)
+    if not method.trains_rl:  # an SFT method: nothing here applies
+        return []
     out = []
-    for dotted in config.get("sweep") or {}:
+    for dotted in settings.sweep:
         parts = dotted.split(".")
-        if parts[0] == "meml" and not is_meml:
+        if parts[0] == "meml" and method.kind != "meml":
             continue
-        if parts[:2] == ["rl", "algorithms"] and parts[2] != algorithm:
-            continue
-        if algorithm is None:  # an SFT method: nothing here applies
+        if parts[:2] == ["rl", "algorithms"] and parts[2] != method.algorithm:
             continue
         out.append(dotted)
     return out
 
 
-def expand_methods(config: dict, methods: list[str]) -> list[str]:
+def expand_methods(settings, methods: list[str]) -> list[str]:
     """Every method of ``methods`` once per point of the product of its swept options (untouched if none)."""
     out = []
-    for method in methods:
-        options = options_of(config, method)
+    for name in methods:
+        method = Method.parse(name)
+        options = options_of(settings, method)
         if not options:
-            out.append(method)
+            out.append(name)
             continue
-        for values in itertools.product(*(config["sweep"][o] for o in options)):
-            out.append(method + "".join(f"{TAG}{short_name(o)}={format_value(v)}" for o, v in zip(options, values)))
+        for values in itertools.product(*(settings.sweep[o] for o in options)):
+            tags = tuple((short_name(o), format_value(v)) for o, v in zip(options, values))
+            out.append(str(replace(method, tags=tags)))
     return out
 
 
-def point_of(config: dict, method: str) -> dict:
+def point_of(settings, method: Method) -> dict:
     """``{dotted option: value}`` of a tagged method; errors name the method."""
-    tags = method.split(TAG)[1:]
-    options = {short_name(o): o for o in options_of(config, method)}
+    options = {short_name(o): o for o in options_of(settings, method)}
     point = {}
-    for tag in tags:
-        name, _, text = tag.partition("=")
+    for name, text in method.tags:
         if name not in options:
             raise SweepError(f"{method}: {name!r} is not a swept option of this method ({sorted(options)})")
-        match = [v for v in config["sweep"][options[name]] if format_value(v) == text]
+        match = [v for v in settings.sweep[options[name]] if format_value(v) == text]
         if not match:
-            raise SweepError(f"{method}: {text!r} is not one of sweep.{options[name]} {config['sweep'][options[name]]}")
+            raise SweepError(f"{method}: {text!r} is not one of sweep.{options[name]} {settings.sweep[options[name]]}")
         point[options[name]] = match[0]
     return point
 
 
-def apply_point(config: dict, method: str) -> dict:
-    """A copy of ``config`` with the option values of a tagged method set (``config`` itself when untagged)."""
-    if TAG not in method:
-        return config
-    out = copy.deepcopy(config)
-    for dotted, value in point_of(config, method).items():
-        _set(out, dotted, value)
-    return out
+def apply_point(settings, method: Method):
+    """``settings`` with the option values of a tagged method set (``settings`` itself when untagged)."""
+    if not method.tags:
+        return settings
+    rl, meml = settings.rl, settings.meml
+    for dotted, value in point_of(settings, method).items():
+        parts = dotted.split(".")
+        if parts[0] == "meml":
+            meml = replace(meml, **{parts[1]: value})
+        elif len(parts) == 2:
+            rl = replace(rl, **{parts[1]: value})
+        else:
+            algorithms = {**rl.algorithms, parts[2]: {**(rl.algorithms.get(parts[2]) or {}), parts[3]: value}}
+            rl = replace(rl, algorithms=algorithms)
+    return replace(settings, rl=rl, meml=meml)
+
+
+def rl_methods(settings, algorithm: str) -> list[str]:
+    """The configured RL methods of one algorithm, e.g. ``[Expert0-SFT-GRPO, ..., MoE-SFT-GRPO]``, each once
+    per sweep point when options of it are swept."""
+    return expand_methods(settings, [m for m in settings.rl.methods if Method.parse(m).algorithm == algorithm])
+
+
+def meml_methods(settings) -> list[str]:
+    """The configured MEML-GRPO methods, each once per sweep point of its swept options."""
+    return expand_methods(settings, settings.meml.methods)
+
+
+def rl_algorithms(settings) -> list[str]:
+    """The RL algorithms with at least one configured method."""
+    return [a for a in RL_ALGORITHMS if rl_methods(settings, a)]

@@ -12,32 +12,31 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def builders(config: dict) -> dict:
-    """Name -> function(config) writing that output, for the configured workflow."""
-    from meml.config import complementarity_experts
+def builders(settings) -> dict:
+    """Name -> function(settings) writing that output, for the configured workflow."""
     from reports.figures import write_figure2, write_sparsity
     from reports.sweeps import write_sweeps
     from reports.table4 import write_table4
     from reports.table5 import write_table5
     from reports.table6 import table6_methods, write_table6
 
-    if config.get("sweep"):
+    if settings.sweep:
         return {"sweeps": write_sweeps}
     out = {"table4": write_table4}
-    if config["meml"]["methods"]:
+    if settings.meml.methods:
         out["table5"] = write_table5
-    if table6_methods(config):
+    if table6_methods(settings):
         out["table6"] = write_table6
-    if complementarity_experts(config):
+    if settings.complementarity_experts():
         from reports.complementarity import write_complementarity
 
         out["complementarity"] = write_complementarity
     return {**out, "figure2": write_figure2, "sparsity": write_sparsity}
 
 
-def rebuild(config: dict, only: list[str] | None = None) -> list[Path]:
+def rebuild(settings, only: list[str] | None = None) -> list[Path]:
     """Run the builders (``only``: a subset by name); return every file written."""
-    available = builders(config)
+    available = builders(settings)
     unknown = sorted(set(only or []) - set(available))
     if unknown:
         raise ValueError(f"reports: unknown output(s) {unknown}; available here: {sorted(available)}")
@@ -45,7 +44,7 @@ def rebuild(config: dict, only: list[str] | None = None) -> list[Path]:
     for name, build in available.items():
         if only and name not in only:
             continue
-        files = build(config)
+        files = build(settings)
         log.info("%s: %s", name, ", ".join(str(f) for f in files))
         written += files
     return written

@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from meml import paths
-from meml.config import complementarity_experts
 from meml.data import read_jsonl
 from meml.io import write_text_atomic
 from reports.latex import latex_table
@@ -146,17 +145,17 @@ def measures(correct: dict[int, np.ndarray]) -> dict[int, dict[str, float]]:
 # --------------------------------------------------------------------------- tables
 
 
-def collect(config: dict) -> pd.DataFrame:
+def collect(settings) -> pd.DataFrame:
     """Long table: one row per (family, dataset, seed, expert) with every measure, items and settings."""
-    root = Path(config["results_dir"])
-    experts = complementarity_experts(config)
+    root = Path(settings.results_dir)
+    experts = settings.complementarity_experts()
     if not experts:
         raise ValueError("complementarity: no expert to compare (no Expert<k>-SFT in sft.methods and "
                          "complementarity.experts is null)")
     rows = []
-    for family in config["models"]["families"]:
-        for dataset in config["datasets"]:
-            for seed in config["seeds"]:
+    for family in settings.models.families:
+        for dataset in settings.datasets:
+            for seed in settings.seeds:
                 files = {k: paths.sampled_file(root, family, dataset, f"Expert{k}-SFT", seed, k) for k in experts}
                 correct, settings = correctness(files)
                 for expert, values in measures(correct).items():
@@ -199,9 +198,9 @@ def _settings_text(long: pd.DataFrame) -> str:
             f"items in file order per dataset: {items}; seeds {sorted(long['seed'].unique().tolist())}")
 
 
-def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
+def to_markdown(table: pd.DataFrame, settings, long: pd.DataFrame) -> str:
     lines = ["# Error complementarity of the experts (%)", ""]
-    if all(d.startswith("synth_") for d in config["datasets"]):
+    if all(d.startswith("synth_") for d in settings.datasets):
         lines += ["Tiny offline setting on the synthetic benchmarks (GSM8K/StrategyQA/MathQA formats). "
                   "These are NOT the paper's numbers.", ""]
     lines += [_settings_text(long) + "; mean ± 95% interval half-width over seeds (one seed: the mean).", "",
@@ -210,7 +209,7 @@ def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
               "of k's errors that expert j gets right in the same run. Solved by another expert = share of k's errors "
               "some other expert gets right (100 minus the previous share). Means over runs; `-`: undefined "
               "(no error, or the expert itself).", ""]
-    if shows_reported(config):
+    if shows_reported(settings):
         lines += ["The paper reports (GSM8K; reported, secondary source, unverified): about 30% of error samples are "
                   "made by all experts, and over 60% of one expert's errors are solved by another.", ""]
     for family in table.index.get_level_values("family").unique():
@@ -219,17 +218,17 @@ def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_complementarity(config: dict) -> list[Path]:
+def write_complementarity(settings) -> list[Path]:
     """Write ``<results>/tables/complementarity.md``, ``.csv`` and ``.tex`` from the sampled files."""
-    experts = complementarity_experts(config)
-    long = collect(config)
+    experts = settings.complementarity_experts()
+    long = collect(settings)
     summary = aggregate(long, experts)
     table = display(summary, experts)
     caption = ("Error complementarity of the experts (%). " + _settings_text(long) + "."
                + (" Tiny offline setting, NOT the paper's numbers." if all(d.startswith("synth_")
-                                                                           for d in config["datasets"]) else ""))
-    out = Path(config["results_dir"]) / "tables"
-    return [write_text_atomic(out / "complementarity.md", to_markdown(table, config, long)),
+                                                                           for d in settings.datasets) else ""))
+    out = Path(settings.results_dir) / "tables"
+    return [write_text_atomic(out / "complementarity.md", to_markdown(table, settings, long)),
             write_text_atomic(out / "complementarity.csv", summary.to_csv(index=False)),
             write_text_atomic(out / "complementarity.tex", latex_table(table, caption, "tab:complementarity",
                                                                        "Dataset"))]

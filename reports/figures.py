@@ -1,7 +1,7 @@
 """Figures from the raw per-step RL logs: training-reward curves (Figure 2) and reward sparsity.
 
 Every curve is rebuilt from the ``metrics.jsonl`` log each finished RL run leaves in
-:func:`meml.paths.rl_dir` (one JSON object per logged step, see :mod:`baselines.rl_log`); nothing
+:func:`meml.paths.rl_dir` (one JSON object per logged step, see :mod:`meml.training.rl_log`); nothing
 is typed by hand and no other file is read.
 
 - Figure 2: ``accuracy`` (mean accuracy reward of the freshly sampled groups) against the step,
@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from meml import paths
+from meml.methods import Method
 from meml.io import write_bytes_atomic
 from meml.records import task_of
 from reports.markdown import FAMILY_NAMES
@@ -113,55 +114,55 @@ def curve(frames: list[pd.DataFrame], column: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "mean", "low", "high"])
 
 
-def run_curve(config: dict, family: str, dataset: str, method: str, column: str) -> pd.DataFrame:
+def run_curve(settings, family: str, dataset: str, method: str, column: str) -> pd.DataFrame:
     """:func:`curve` of ``column`` over the configured seeds of one (family, dataset, method)."""
-    root = config["results_dir"]
+    root = settings.results_dir
     frames = [read_metrics(paths.rl_dir(root, family, dataset, method, seed) / "metrics.jsonl", column)
-              for seed in config["seeds"]]
+              for seed in settings.seeds]
     return curve(frames, column)
 
 
 # ---------------------------------------------------------------- what is plotted
 
 
-def full_meml_methods(config: dict) -> list[str]:
+def full_meml_methods(settings) -> list[str]:
     """The MEML-GRPO methods of ``meml.methods`` with HSFT and IML both on (not ablations)."""
-    return [m for m in config["meml"]["methods"] if (v := paths.meml_variant(m)) and v.hsft and v.iml]
+    return [m for m in settings.meml.methods if (v := Method.parse(m)).hsft and v.iml]
 
 
-def figure2_methods(config: dict) -> list[str]:
+def figure2_methods(settings) -> list[str]:
     """Figure 2's lines: the RL baselines of ``rl.methods``, then the full MEML-GRPO method(s)."""
-    return _unique([*config["rl"]["methods"], *full_meml_methods(config)])
+    return _unique([*settings.rl.methods, *full_meml_methods(settings)])
 
 
-def sparsity_methods(config: dict) -> list[str]:
+def sparsity_methods(settings) -> list[str]:
     """The sparsity figure's lines: every method of ``rl.methods`` and ``meml.methods``."""
-    return _unique([*config["rl"]["methods"], *config["meml"]["methods"]])
+    return _unique([*settings.rl.methods, *settings.meml.methods])
 
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def panel_datasets(config: dict) -> list[str]:
+def panel_datasets(settings) -> list[str]:
     """The configured datasets in the paper's column order (GSM8K, StrategyQA, MathQA)."""
     order = {task: index for index, task in enumerate(COLUMN_ORDER)}
-    return sorted(config["datasets"], key=lambda d: order.get(task_of(d), len(order)))
+    return sorted(settings.datasets, key=lambda d: order.get(task_of(d), len(order)))
 
 
-def panel_title(config: dict, dataset: str) -> str:
+def panel_title(settings, dataset: str) -> str:
     """The column display name; the dataset name is added when two datasets share a task."""
     task = task_of(dataset)
     name = COLUMN_NAMES.get(task, task)
-    if sum(task_of(d) == task for d in config["datasets"]) > 1:
+    if sum(task_of(d) == task for d in settings.datasets) > 1:
         name += f" ({dataset})"
     return name
 
 
-def method_styles(config: dict) -> dict[str, dict]:
-    """Line style per method, the same in every panel and figure of one config."""
-    full = set(full_meml_methods(config))
-    others = [m for m in sparsity_methods(config) if m not in full]
+def method_styles(settings) -> dict[str, dict]:
+    """Line style per method, the same in every panel and figure of one settings."""
+    full = set(full_meml_methods(settings))
+    others = [m for m in sparsity_methods(settings) if m not in full]
     palette = "tab10" if len(others) <= 10 else "tab20"
     from matplotlib import colormaps
 
@@ -177,18 +178,15 @@ def method_styles(config: dict) -> dict[str, dict]:
 
 
 def _single_expert_start(method: str) -> bool:
-    variant = paths.meml_variant(method)
-    if variant is not None:
-        return not variant.moe
-    return method.startswith("Expert")
+    return not Method.parse(method).moe
 
 
-def figure_subtitle(config: dict) -> str:
+def figure_subtitle(settings) -> str:
     """The seeds, the band, and the setting (synthetic data: not the paper's numbers)."""
-    seeds = list(config["seeds"])
+    seeds = list(settings.seeds)
     text = (f"mean over seeds {seeds}, band: 95% interval" if len(seeds) >= 2
             else f"seed {seeds} (one seed: no interval band)")
-    if all(d.startswith("synth_") for d in config["datasets"]):
+    if all(d.startswith("synth_") for d in settings.datasets):
         text += "; tiny offline setting, not the paper's numbers"
     return text
 
@@ -196,11 +194,11 @@ def figure_subtitle(config: dict) -> str:
 # ---------------------------------------------------------------- drawing
 
 
-def build_figure(config: dict, families: list[str], methods: list[str], column: str, ylabel: str,
+def build_figure(settings, families: list[str], methods: list[str], column: str, ylabel: str,
                  title: str) -> Figure:
     """A grid of panels (rows = ``families``, columns = datasets) of ``column`` against the step."""
-    datasets = panel_datasets(config)
-    styles = method_styles(config)
+    datasets = panel_datasets(settings)
+    styles = method_styles(settings)
     width = max(1.0 + 3.6 * len(datasets), MIN_WIDTH)  # room for the title and legend over few panels
     fig = Figure(figsize=(width, 1.6 + 2.8 * len(families)), layout="constrained")
     axes = fig.subplots(len(families), len(datasets), sharex=True, sharey=True, squeeze=False)
@@ -209,16 +207,16 @@ def build_figure(config: dict, families: list[str], methods: list[str], column: 
         for col, dataset in enumerate(datasets):
             ax = axes[row][col]
             for method in methods:
-                line = draw_curve(ax, run_curve(config, family, dataset, method, column), styles[method])
+                line = draw_curve(ax, run_curve(settings, family, dataset, method, column), styles[method])
                 handles.setdefault(method, line)
-            ax.set_title(panel_title(config, dataset) if row == 0 else "")
+            ax.set_title(panel_title(settings, dataset) if row == 0 else "")
             ax.grid(alpha=0.3)
             if col == 0:
                 ax.set_ylabel(f"{FAMILY_NAMES.get(family, family)}\n{ylabel}")
             if row == len(families) - 1:
                 ax.set_xlabel("step")
     axes[0][0].set_ylim(-0.02, 1.02)
-    fig.suptitle(f"{title}\n{figure_subtitle(config)}")
+    fig.suptitle(f"{title}\n{figure_subtitle(settings)}")
     fig.legend([handles[m] for m in methods], methods, loc="outside lower center",
                ncols=min(len(methods), max(1, int(width // LEGEND_COLUMN_WIDTH))), frameon=False)
     return fig
@@ -233,33 +231,33 @@ def draw_curve(ax, frame: pd.DataFrame, style: dict):
     return line
 
 
-def _families(config: dict, family: str | None) -> list[str]:
-    return list(config["models"]["families"]) if family is None else [family]
+def _families(settings, family: str | None) -> list[str]:
+    return list(settings.models.families) if family is None else [family]
 
 
 def _family_names(families: list[str]) -> str:
     return ", ".join(FAMILY_NAMES.get(f, f) for f in families)
 
 
-def build_figure2(config: dict, family: str | None = None) -> Figure:
+def build_figure2(settings, family: str | None = None) -> Figure:
     """Figure 2 for one family (one row of panels), or every family (one row each) when None."""
-    families = _families(config, family)
+    families = _families(settings, family)
     title = f"Training reward vs step: MEML-GRPO and RL baselines ({_family_names(families)})"
-    return build_figure(config, families, figure2_methods(config), "accuracy", REWARD_LABEL, title)
+    return build_figure(settings, families, figure2_methods(settings), "accuracy", REWARD_LABEL, title)
 
 
-def build_sparsity(config: dict) -> Figure:
+def build_sparsity(settings) -> Figure:
     """Fraction of all-zero-reward groups vs step for every RL method; rows = families."""
-    families = _families(config, None)
+    families = _families(settings, None)
     title = f"Reward sparsity vs step: every RL method ({_family_names(families)})"
-    return build_figure(config, families, sparsity_methods(config), "frac_all_zero", SPARSITY_LABEL, title)
+    return build_figure(settings, families, sparsity_methods(settings), "frac_all_zero", SPARSITY_LABEL, title)
 
 
 # ---------------------------------------------------------------- writing
 
 
-def figures_dir(config: dict) -> Path:
-    return Path(config["results_dir"]) / FIGURES_DIR
+def figures_dir(settings) -> Path:
+    return Path(settings.results_dir) / FIGURES_DIR
 
 
 def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
@@ -280,16 +278,16 @@ def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
     return out
 
 
-def write_figure2(config: dict) -> list[Path]:
+def write_figure2(settings) -> list[Path]:
     """``figures/figure2_<family>.{png,pdf}`` per family and the combined ``figures/figure2.{png,pdf}``."""
-    folder = figures_dir(config)
+    folder = figures_dir(settings)
     written = []
-    for family in config["models"]["families"]:
-        written += save_figure(build_figure2(config, family), folder / f"figure2_{family}")
-    written += save_figure(build_figure2(config), folder / "figure2")
+    for family in settings.models.families:
+        written += save_figure(build_figure2(settings, family), folder / f"figure2_{family}")
+    written += save_figure(build_figure2(settings), folder / "figure2")
     return written
 
 
-def write_sparsity(config: dict) -> list[Path]:
+def write_sparsity(settings) -> list[Path]:
     """``figures/sparsity.{png,pdf}``."""
-    return save_figure(build_sparsity(config), figures_dir(config) / "sparsity")
+    return save_figure(build_sparsity(settings), figures_dir(settings) / "sparsity")

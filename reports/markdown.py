@@ -24,10 +24,10 @@ def markdown_block(block: pd.DataFrame, first_column: str) -> list[str]:
     return lines
 
 
-def setting_lines(config: dict, long: pd.DataFrame) -> list[str]:
+def setting_lines(settings, long: pd.DataFrame) -> list[str]:
     """The caption lines every table starts with: setting, seeds and test items."""
     lines = []
-    if all(d.startswith("synth_") for d in config["datasets"]):
+    if all(d.startswith("synth_") for d in settings.datasets):
         lines += ["Tiny offline setting on the synthetic benchmarks (GSM8K/StrategyQA/MathQA formats). "
                   "These are NOT the paper's numbers.", ""]
     seeds = sorted(long["seed"].unique().tolist())

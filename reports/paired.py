@@ -37,12 +37,12 @@ def sign_test(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def compare_methods(config: dict, family: str, dataset: str, seeds, before: str, after: str, expert: int) -> dict:
+def compare_methods(settings, family: str, dataset: str, seeds, before: str, after: str, expert: int) -> dict:
     """:func:`paired_outcomes` of two methods' evaluations under one expert prompt, items pooled over ``seeds``."""
     pooled = {before: {}, after: {}}
     for seed in seeds:
         for method, outcomes in pooled.items():
-            result = paths.eval_file(config["results_dir"], family, dataset, method, seed, expert)
+            result = paths.eval_file(settings.results_dir, family, dataset, method, seed, expert)
             outcomes.update({(seed, item): v for item, v in read_outcomes(result).items()})
     return paired_outcomes(pooled[before], pooled[after])
 

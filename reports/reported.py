@@ -32,6 +32,6 @@ def reported(table: str, path: str | Path = REPORTED_FILE) -> pd.DataFrame:
     return data[data["table"] == table].reset_index(drop=True)
 
 
-def shows_reported(config: dict) -> bool:
+def shows_reported(settings) -> bool:
     """Reported numbers sit beside ours only in the paper setting (never the tiny one)."""
-    return config["setting"] == "paper" and not any(d.startswith("synth_") for d in config["datasets"])
+    return settings.setting == "paper" and not any(d.startswith("synth_") for d in settings.datasets)

@@ -14,37 +14,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from meml import paths, stages
+from meml import paths
+from meml.methods import TAG, Method
 from meml.io import write_text_atomic
 from meml.records import task_of
-from meml.sweeps import TAG, base_method, format_value, point_of, short_name
+from meml.sweeps import format_value, meml_methods, point_of, rl_algorithms, rl_methods, short_name
 from reports.figures import save_figure
 from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
 from reports.summary import display_table, per_seed, summarize, wide_numbers
 from reports.table4 import read_result
 
 
-def swept_methods(config: dict) -> list[str]:
+def swept_methods(settings) -> list[str]:
     """Every tagged method (a sweep point) of the configured RL and MEML-GRPO methods."""
-    methods = [m for a in paths.RL_ALGORITHMS for m in stages.rl_methods(config, a)] + stages.meml_methods(config)
+    methods = [m for a in rl_algorithms(settings) for m in rl_methods(settings, a)] + meml_methods(settings)
     return [m for m in methods if TAG in m]
 
 
-def collect(config: dict) -> pd.DataFrame:
+def collect(settings) -> pd.DataFrame:
     """Long table: one row per (family, dataset, swept method, seed) with the point's option values."""
-    n_experts = len(config["experts"]["prompts"])
-    options = [short_name(o) for o in config.get("sweep") or {}]
+    n_experts = settings.n_experts
+    options = [short_name(o) for o in settings.sweep]
     rows = []
-    for method in swept_methods(config):
-        experts = paths.method_experts(method, n_experts)
-        expert = config["meml"]["report_expert"] if len(experts) > 1 else experts[0]
-        point = {short_name(o): v for o, v in point_of(config, method).items()}
-        for family in config["models"]["families"]:
-            for dataset in config["datasets"]:
-                for seed in config["seeds"]:
-                    data = read_result(paths.eval_file(config["results_dir"], family, dataset, method, seed, expert))
+    for method in swept_methods(settings):
+        parsed = Method.parse(method)
+        experts = parsed.experts(n_experts)
+        expert = settings.meml.report_expert if len(experts) > 1 else experts[0]
+        point = {short_name(o): v for o, v in point_of(settings, parsed).items()}
+        for family in settings.models.families:
+            for dataset in settings.datasets:
+                for seed in settings.seeds:
+                    data = read_result(paths.eval_file(settings.results_dir, family, dataset, method, seed, expert))
                     rows.append({"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,
-                                 "base": base_method(method), "expert": expert, "seed": seed,
+                                 "base": str(parsed.base), "expert": expert, "seed": seed,
                                  **{o: point.get(o) for o in options},
                                  "accuracy": 100.0 * data["accuracy"], "n": data["n"]})
     return pd.DataFrame(rows)
@@ -66,8 +68,8 @@ def point_table(long: pd.DataFrame, options: list[str]) -> tuple[pd.DataFrame, p
     return display, numbers
 
 
-def _markdown(title: str, display: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
-    lines = [f"# {title}", "", *setting_lines(config, long)]
+def _markdown(title: str, display: pd.DataFrame, settings, long: pd.DataFrame) -> str:
+    lines = [f"# {title}", "", *setting_lines(settings, long)]
     for family in display.index.get_level_values("family").unique():
         block = display.loc[family].copy()
         block.index = [m.split(TAG, 1)[0] for m in block.index]
@@ -76,7 +78,7 @@ def _markdown(title: str, display: pd.DataFrame, config: dict, long: pd.DataFram
     return "\n".join(lines)
 
 
-def option_plot(numbers: pd.DataFrame, option: str, options: list[str], config: dict):
+def option_plot(numbers: pd.DataFrame, option: str, options: list[str], settings):
     """Avg accuracy (mean and 95% interval over seeds) against one option's values."""
     from matplotlib.figure import Figure
 
@@ -95,27 +97,27 @@ def option_plot(numbers: pd.DataFrame, option: str, options: list[str], config: 
             ax.errorbar(line[option], line["Avg"], yerr=[lower, upper], marker="o", capsize=3, label=name)
         ax.set_title(FAMILY_NAMES.get(family, family))
         ax.set_xlabel(option)
-        ax.set_ylabel(f"Avg accuracy (%), Expert{config['meml']['report_expert']} prompt")
+        ax.set_ylabel(f"Avg accuracy (%), Expert{settings.meml.report_expert} prompt")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    seeds = sorted(config["seeds"])
+    seeds = sorted(settings.seeds)
     fig.suptitle(f"Sweep over {option}: mean over seeds {seeds}" + (", bars: 95% interval" if len(seeds) > 1 else ""),
                  fontsize=9)
     return fig
 
 
-def write_sweeps(config: dict) -> list[Path]:
+def write_sweeps(settings) -> list[Path]:
     """Write the sweep table and, per swept option, its table and plot under ``<results>/sweeps/``."""
-    if not config.get("sweep"):
+    if not settings.sweep:
         raise ValueError("sweeps: no option is swept (give a numeric option of rl, rl.algorithms.<name> or meml a list)")
-    options = [short_name(o) for o in config["sweep"]]
-    long = collect(config)
+    options = [short_name(o) for o in settings.sweep]
+    long = collect(settings)
     if long.empty:
         raise ValueError("sweeps: no configured method uses the swept options "
-                         f"{sorted(config['sweep'])} (check rl.methods and meml.methods)")
-    out = Path(config["results_dir"]) / "sweeps"
+                         f"{sorted(settings.sweep)} (check rl.methods and meml.methods)")
+    out = Path(settings.results_dir) / "sweeps"
     display, numbers = point_table(long, options)
-    written = [write_text_atomic(out / "sweep.md", _markdown("Sweep: every point", display, config, long)),
+    written = [write_text_atomic(out / "sweep.md", _markdown("Sweep: every point", display, settings, long)),
                write_text_atomic(out / "sweep.csv", numbers.to_csv(index=False)),
                write_text_atomic(out / "sweep_runs.csv", long.to_csv(index=False))]
     for option in options:
@@ -123,7 +125,7 @@ def write_sweeps(config: dict) -> list[Path]:
         rank = numbers.sort_values(["family", "base", *order], kind="stable")
         ordered = display.loc[list(zip(rank["family"], rank["method"]))]
         written.append(write_text_atomic(out / f"{option}.md",
-                                         _markdown(f"Sweep over {option}", ordered, config, long)))
+                                         _markdown(f"Sweep over {option}", ordered, settings, long)))
         written.append(write_text_atomic(out / f"{option}.csv", rank.to_csv(index=False)))
-        written += save_figure(option_plot(numbers, option, options, config), out / option)
+        written += save_figure(option_plot(numbers, option, options, settings), out / option)
     return written

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from meml import paths
+from meml.methods import Method
 from meml.io import write_text_atomic
 from meml.records import task_of
 from reports.latex import latex_table
@@ -49,30 +50,30 @@ def read_result(path: str | Path) -> dict:
 
 def row_label(method: str, expert: int, n_experts: int) -> str:
     """``Expert1-SFT`` for single-expert methods, ``MoE-SFT (Expert1)`` for multi-expert ones."""
-    if len(paths.method_experts(method, n_experts)) == 1:
+    if len(Method.parse(method).experts(n_experts)) == 1:
         return method
     return f"{method} (Expert{expert})"
 
 
-def table4_methods(config: dict) -> list[str]:
+def table4_methods(settings) -> list[str]:
     """SFT and RL baselines, then the MEML-GRPO methods with every component on (ablations: Table 5)."""
-    full = [m for m in config["meml"]["methods"] if (v := paths.meml_variant(m)).hsft and v.iml]
-    return [*config["sft"]["methods"], *config["rl"]["methods"], *full]
+    full = [m for m in settings.meml.methods if (v := Method.parse(m)).hsft and v.iml]
+    return [*settings.sft.methods, *settings.rl.methods, *full]
 
 
-def collect(config: dict, methods: list[str] | None = None, experts: dict | None = None) -> pd.DataFrame:
+def collect(settings, methods: list[str] | None = None, experts: dict | None = None) -> pd.DataFrame:
     """Long table: one row per result file of the configured runs (``methods``: default Table 4's).
 
     ``experts`` maps a method to the inference experts to read (default: every one it was evaluated under).
     """
-    root = Path(config["results_dir"])
-    n_experts = len(config["experts"]["prompts"])
+    root = Path(settings.results_dir)
+    n_experts = settings.n_experts
     rows = []
-    for family in config["models"]["families"]:
-        for dataset in config["datasets"]:
-            for method in methods if methods is not None else table4_methods(config):
-                for seed in config["seeds"]:
-                    for expert in (experts or {}).get(method) or paths.method_experts(method, n_experts):
+    for family in settings.models.families:
+        for dataset in settings.datasets:
+            for method in methods if methods is not None else table4_methods(settings):
+                for seed in settings.seeds:
+                    for expert in (experts or {}).get(method) or Method.parse(method).experts(n_experts):
                         data = read_result(paths.eval_file(root, family, dataset, method, seed, expert))
                         rows.append({"family": family, "dataset": dataset, "task": task_of(dataset),
                                      "method": method, "expert": expert,
@@ -86,54 +87,54 @@ def pivot(long: pd.DataFrame) -> pd.DataFrame:
     return per_seed(long, ["family", "row"]).groupby(level=["family", "row"], sort=False).mean()
 
 
-def outcomes(config: dict, family: str, dataset: str, method: str, expert: int) -> np.ndarray:
+def outcomes(settings, family: str, dataset: str, method: str, expert: int) -> np.ndarray:
     """Per-item correctness (seeds x items, items sorted by id) of one method under one expert prompt."""
     rows = []
     ids = None
-    for seed in config["seeds"]:
-        result = paths.eval_file(config["results_dir"], family, dataset, method, seed, expert)
+    for seed in settings.seeds:
+        result = paths.eval_file(settings.results_dir, family, dataset, method, seed, expert)
         by_id = read_outcomes(result)
         if ids is None:
             ids = sorted(by_id)
         elif sorted(by_id) != ids:
-            raise ValueError(f"{result}: its test items differ from seed {config['seeds'][0]}'s; rerun the evaluation")
+            raise ValueError(f"{result}: its test items differ from seed {settings.seeds[0]}'s; rerun the evaluation")
         rows.append([by_id[i] for i in ids])
     return np.asarray(rows, dtype=float)
 
 
-def baseline_rows(config: dict, row_method: pd.DataFrame) -> list[str]:
+def baseline_rows(settings, row_method: pd.DataFrame) -> list[str]:
     """The rows ``reports.strongest_baseline`` lets Table 4's mark compare against (never MEML-GRPO's)."""
-    pool = config["reports"]["strongest_baseline"]
+    pool = settings.reports.strongest_baseline
     rows = []
     for row, (method, expert) in row_method[["method", "expert"]].iterrows():
-        if paths.meml_variant(method) is not None:
+        if Method.parse(method).kind == "meml":
             continue
-        if pool == "same_expert" and int(expert) != config["meml"]["report_expert"]:
+        if pool == "same_expert" and int(expert) != settings.meml.report_expert:
             continue
-        if pool == "rl" and paths.rl_algorithm(method) is None:
+        if pool == "rl" and Method.parse(method).kind != "rl":
             continue
         rows.append(row)
     return rows
 
 
-def significance(config: dict, long: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+def significance(settings, long: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Per family and column: MEML-GRPO (report expert) vs the strongest baseline, paired bootstrap.
 
     The strongest baseline is the row of :func:`baseline_rows` with the highest mean in that
     column; the bootstrap resamples seeds, then test items within each seed
     (``reports.stats.paired_bootstrap``). Empty when no full MEML-GRPO method is configured.
     """
-    full = [m for m in config["meml"]["methods"] if (v := paths.meml_variant(m)).hsft and v.iml and v.moe]
+    full = [m for m in settings.meml.methods if (v := Method.parse(m)).hsft and v.iml and v.moe]
     if not full:
         return pd.DataFrame()
-    n_experts = len(config["experts"]["prompts"])
-    meml_row = row_label(full[0], config["meml"]["report_expert"], n_experts)
+    n_experts = settings.n_experts
+    meml_row = row_label(full[0], settings.meml.report_expert, n_experts)
     row_method = long.drop_duplicates("row").set_index("row")[["method", "expert"]]
-    datasets = {COLUMN_NAMES[task_of(d)]: d for d in config["datasets"]}
+    datasets = {COLUMN_NAMES[task_of(d)]: d for d in settings.datasets}
     out = []
-    for family in config["models"]["families"]:
+    for family in settings.models.families:
         block = summary[summary["family"] == family]
-        baselines = block[block["row"].isin(baseline_rows(config, row_method))]
+        baselines = block[block["row"].isin(baseline_rows(settings, row_method))]
         for column in block["column"].unique():
             candidates = baselines[baselines["column"] == column]
             best = candidates.loc[candidates["mean"].idxmax(), "row"]
@@ -141,10 +142,10 @@ def significance(config: dict, long: pd.DataFrame, summary: pd.DataFrame) -> pd.
 
             def matrices(row):
                 method, expert = row_method.loc[row, "method"], int(row_method.loc[row, "expert"])
-                return [outcomes(config, family, datasets[n], method, expert) for n in names]
+                return [outcomes(settings, family, datasets[n], method, expert) for n in names]
 
             test = paired_bootstrap(matrices(meml_row), matrices(best),
-                                    iterations=config["reports"]["bootstrap_iterations"])
+                                    iterations=settings.reports.bootstrap_iterations)
             out.append({"family": family, "column": column, "meml": meml_row, "baseline": best,
                         **{k: (100 * v if k in ("difference", "low", "high") else v) for k, v in test.items()}})
     return pd.DataFrame(out)
@@ -173,46 +174,46 @@ def significance_lines(tests: pd.DataFrame, family: str) -> list[str]:
     return lines + [""]
 
 
-def reported_lines(config: dict, family: str, table: str = "table4") -> list[str]:
+def reported_lines(settings, family: str, table: str = "table4") -> list[str]:
     """The paper's reported rows of one family as a separate, labelled block (paper setting only)."""
-    if not shows_reported(config):
+    if not shows_reported(settings):
         return []
     data = reported(table)
     data = data[data["base"] == FAMILY_NAMES.get(family, family)]
     if data.empty:
         return []
-    block = data.assign(Method=[row_label(m, e, len(config["experts"]["prompts"])) if table == "table4" else m
+    block = data.assign(Method=[row_label(m, e, settings.n_experts) if table == "table4" else m
                                 for m, e in zip(data["method"], data["expert"])]).set_index("Method")
     columns = [c for c in ("GSM8K", "StrategyQA", "MathQA", "Avg") if block[c].notna().any()]
     return [f"### {SOURCE_NOTE}", "", *markdown_block(block[columns], "Method"), ""]
 
 
-def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame, tests: pd.DataFrame) -> str:
-    lines = ["# Table 4: exact-match accuracy (%)", "", *setting_lines(config, long)]
+def to_markdown(table: pd.DataFrame, settings, long: pd.DataFrame, tests: pd.DataFrame) -> str:
+    lines = ["# Table 4: exact-match accuracy (%)", "", *setting_lines(settings, long)]
     if len(tests):
         pool = {"any": "any method and inference expert", "same_expert": "rows under the same inference expert",
-                "rl": "RL baselines, any inference expert"}[config["reports"]["strongest_baseline"]]
+                "rl": "RL baselines, any inference expert"}[settings.reports.strongest_baseline]
         lines += [f"`*` / `†`: MEML-GRPO is significantly above / below the column's strongest baseline (the best "
                   f"non-MEML row: {pool}; paired bootstrap over test items and seeds, "
-                  f"{config['reports']['bootstrap_iterations']} draws, the 95% interval of the difference excludes 0; "
+                  f"{settings.reports.bootstrap_iterations} draws, the 95% interval of the difference excludes 0; "
                   "details under each block).", ""]
     for family in table.index.get_level_values("family").unique():
         lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
         lines += markdown_block(table.loc[family], "Method") + [""]
         lines += significance_lines(tests, family)
-        lines += reported_lines(config, family)
+        lines += reported_lines(settings, family)
     return "\n".join(lines)
 
 
-def write_table4(config: dict) -> list[Path]:
+def write_table4(settings) -> list[Path]:
     """Write ``<results>/tables/table4.{md,csv,tex}`` and ``table4_runs.csv`` (every seed, its source file)."""
-    long = collect(config)
+    long = collect(settings)
     summary = summarize(per_seed(long, ["family", "row"]), ["family", "row"])
-    tests = significance(config, long, summary)
+    tests = significance(settings, long, summary)
     table = marked_display(summary, tests)
-    out = Path(config["results_dir"]) / "tables"
+    out = Path(settings.results_dir) / "tables"
     caption = "Exact-match accuracy (%), mean ± 95% interval over seeds " + str(sorted(long["seed"].unique().tolist()))
-    written = [write_text_atomic(out / "table4.md", to_markdown(table, config, long, tests)),
+    written = [write_text_atomic(out / "table4.md", to_markdown(table, settings, long, tests)),
                write_text_atomic(out / "table4.csv", wide_numbers(summary, ["family", "row"]).to_csv(index=False)),
                write_text_atomic(out / "table4.tex", latex_table(table, caption, "tab:table4", "Method")),
                write_text_atomic(out / "table4_runs.csv", long.to_csv(index=False))]

@@ -1,7 +1,7 @@
 """Table 5 (ablation): MoE / HSFT / IML switched on or off, accuracy per base model.
 
 Each row is one MEML-GRPO method of ``meml.methods`` (its switches read from the name, see
-:func:`meml.paths.meml_variant`), evaluated under ``meml.report_expert`` (the paper reports
+:class:`meml.methods.Method`), evaluated under ``meml.report_expert`` (the paper reports
 Expert1); a single-expert (MoE off) row uses its own expert. Mean and 95% interval over seeds,
 from the raw evaluation files; in the paper setting the paper's reported averages follow each block.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from meml import paths
+from meml.methods import Method
 from meml.io import write_text_atomic
 from reports.latex import latex_table
 from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
@@ -22,19 +22,19 @@ from reports.table4 import collect, reported_lines
 SWITCHES = ("MoE", "HSFT", "IML")
 
 
-def report_experts(config: dict) -> dict[str, tuple[int]]:
+def report_experts(settings) -> dict[str, tuple[int]]:
     """The inference expert each Table 5 row is read under."""
-    expert = config["meml"]["report_expert"]
+    expert = settings.meml.report_expert
     out = {}
-    for method in config["meml"]["methods"]:
-        variant = paths.meml_variant(method)
-        out[method] = (expert,) if variant.moe else (variant.single_expert,)
+    for method in settings.meml.methods:
+        parsed = Method.parse(method)
+        out[method] = (expert,) if parsed.moe else parsed.experts(settings.n_experts)
     return out
 
 
 def switches(method: str) -> list[str]:
     """``on``/``off`` for MoE, HSFT and IML of a MEML-GRPO method name."""
-    v = paths.meml_variant(method)
+    v = Method.parse(method)
     return ["on" if flag else "off" for flag in (v.moe, v.hsft, v.iml)]
 
 
@@ -53,35 +53,35 @@ def means(long: pd.DataFrame) -> pd.DataFrame:
     return per_seed(long, ["family", "method"]).groupby(level=["family", "method"], sort=False).mean()
 
 
-def to_markdown(table: pd.DataFrame, config: dict, long: pd.DataFrame) -> str:
+def to_markdown(table: pd.DataFrame, settings, long: pd.DataFrame) -> str:
     lines = ["# Table 5: ablation of MEML-GRPO's components, exact-match accuracy (%)", "",
              "MoE: start from the multi-expert SFT model and sample under every expert (off: Expert"
              f"<k>-SFT start, expert k only). HSFT: hard-example buffer. IML: inter-expert mutual learning. "
-             f"Inference expert: Expert{config['meml']['report_expert']} (a MoE-off row: its own expert).", "",
-             *setting_lines(config, long)]
+             f"Inference expert: Expert{settings.meml.report_expert} (a MoE-off row: its own expert).", "",
+             *setting_lines(settings, long)]
     for family in table.index.get_level_values("family").unique():
         lines += [f"## {FAMILY_NAMES.get(family, family)} ({family})", ""]
         lines += markdown_block(table.loc[family], "Method") + [""]
-        lines += reported_lines(config, family, "table5")
+        lines += reported_lines(settings, family, "table5")
     return "\n".join(lines)
 
 
-def write_table5(config: dict) -> list[Path]:
+def write_table5(settings) -> list[Path]:
     """Write ``<results>/tables/table5.{md,csv,tex}`` and ``table5_runs.csv`` (every seed)."""
-    methods = config["meml"]["methods"]
+    methods = settings.meml.methods
     if not methods:
         raise ValueError("table5: meml.methods is empty; configure the MEML-GRPO ablation rows")
-    long = collect(config, methods, report_experts(config))
+    long = collect(settings, methods, report_experts(settings))
     keys = ["family", "method"]
     summary = summarize(per_seed(long, keys), keys)
     table = build_table5(long)
     numbers = wide_numbers(summary, keys)
     for position, name in enumerate(SWITCHES):
         numbers.insert(2 + position, name, [switches(m)[position] for m in numbers["method"]])
-    out = Path(config["results_dir"]) / "tables"
+    out = Path(settings.results_dir) / "tables"
     caption = ("Ablation of MEML-GRPO (MoE / HSFT / IML), exact-match accuracy (%), mean ± 95% interval over seeds "
                + str(sorted(long["seed"].unique().tolist())))
-    return [write_text_atomic(out / "table5.md", to_markdown(table, config, long)),
+    return [write_text_atomic(out / "table5.md", to_markdown(table, settings, long)),
             write_text_atomic(out / "table5.csv", numbers.to_csv(index=False)),
             write_text_atomic(out / "table5.tex", latex_table(table, caption, "tab:table5", "Method")),
             write_text_atomic(out / "table5_runs.csv", long.to_csv(index=False))]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from meml import paths
+from meml.methods import Method
 from meml.data import read_jsonl
 from meml.io import write_text_atomic
 from meml.records import task_of
@@ -58,22 +59,21 @@ def read_samples(result_file: Path) -> dict[str, dict]:
     return out
 
 
-def table6_methods(config: dict) -> list[str]:
+def table6_methods(settings) -> list[str]:
     """Methods sampled and evaluated under every expert: MEML-GRPO (MoE on) and the MoE-SFT RL baselines."""
-    meml = [m for m in config["meml"]["methods"] if paths.meml_variant(m).moe]
-    return [m for m in config["rl"]["methods"] if m.startswith("MoE-SFT-")] + meml
+    return [m for m in [*settings.rl.methods, *settings.meml.methods] if Method.parse(m).moe]
 
 
-def collect_votes(config: dict) -> pd.DataFrame:
+def collect_votes(settings) -> pd.DataFrame:
     """Long table: per (family, dataset, method, seed) each expert's accuracy and the vote's."""
-    root = Path(config["results_dir"])
-    n_experts = len(config["experts"]["prompts"])
+    root = Path(settings.results_dir)
+    n_experts = settings.n_experts
     rows = []
-    for family in config["models"]["families"]:
-        for dataset in config["datasets"]:
+    for family in settings.models.families:
+        for dataset in settings.datasets:
             task = task_of(dataset)
-            for method in table6_methods(config):
-                for seed in config["seeds"]:
+            for method in table6_methods(settings):
+                for seed in settings.seeds:
                     per_expert = {}
                     for expert in range(n_experts):
                         result = paths.eval_file(root, family, dataset, method, seed, expert)
@@ -95,27 +95,27 @@ def collect_votes(config: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(table: pd.DataFrame, long: pd.DataFrame, config: dict) -> str:
+def to_markdown(table: pd.DataFrame, long: pd.DataFrame, settings) -> str:
     lines = ["# Table 6: single expert vs majority vote over the experts, exact-match accuracy (%)", "",
              "Each expert row is greedy decoding under that expert's prompt (one model, one prompt). The vote row "
              "takes, per test item, the answer most experts gave (ties: the lowest-numbered expert's answer).", "",
-             *setting_lines(config, long)]
+             *setting_lines(settings, long)]
     lines += family_blocks(table, "Method (inference)")
     return "\n".join(lines)
 
 
-def write_table6(config: dict) -> list[Path]:
+def write_table6(settings) -> list[Path]:
     """Write ``<results>/tables/table6.{md,csv,tex}`` and ``table6_runs.csv`` (every seed)."""
-    if not table6_methods(config):
+    if not table6_methods(settings):
         raise ValueError("table6: no multi-expert RL method configured (MEML-GRPO or MoE-SFT-<algo>)")
-    long = collect_votes(config)
+    long = collect_votes(settings)
     keys = ["family", "row"]
     summary = summarize(per_seed(long, keys), keys)
     table = display_table(summary, keys)
-    out = Path(config["results_dir"]) / "tables"
+    out = Path(settings.results_dir) / "tables"
     caption = ("Single expert vs majority vote, exact-match accuracy (%), mean ± 95% interval over seeds "
                + str(sorted(long["seed"].unique().tolist())))
-    return [write_text_atomic(out / "table6.md", to_markdown(table, long, config)),
+    return [write_text_atomic(out / "table6.md", to_markdown(table, long, settings)),
             write_text_atomic(out / "table6.csv", wide_numbers(summary, keys).to_csv(index=False)),
             write_text_atomic(out / "table6.tex", latex_table(table, caption, "tab:table6", "Method (inference)")),
             write_text_atomic(out / "table6_runs.csv", long.to_csv(index=False))]

@@ -21,7 +21,7 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 
-from meml.options import LETTERS, parse_options
+from meml.mathqa_options import LETTERS, parse_options
 from meml.rewards.arith import MAX_DIGITS, TooExpensive
 from meml.rewards.clause import clause_end, parse_clause, read_clause
 from meml.rewards.latex import last_boxed, strip_text_macros

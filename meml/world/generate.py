@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meml.fields import check_fields, setting
 from meml.io import write_jsonl_atomic
 from meml.records import TASKS
 from meml.world.programs import SLICES, Difficulty, Program, ProgramSampler
@@ -22,13 +23,16 @@ from meml.world.render import gsm8k_row, mathqa_row, strategyqa_row, strategyqa_
 class WorldConfig:
     """Sizes, seed and difficulty of the synthetic world."""
 
-    seed: int = 0
-    splits: Mapping[str, int] = field(default_factory=lambda: {"pretrain": 3000, "train": 1000, "rl": 1000, "test": 300})
-    difficulty: Difficulty = field(default_factory=Difficulty)
+    seed: int = setting("Seed of the generated questions.", 0, ge=0)
+    splits: dict[str, int] = setting(
+        "Items per split and task (pretrain: the tiny base's pretraining; train: SFT; rl: the RL pool; test).",
+        factory=lambda: {"pretrain": 3000, "train": 1000, "rl": 1000, "test": 300})
+    difficulty: Difficulty = setting("Chain length and size of numbers.", factory=Difficulty)
 
     def __post_init__(self):
         if isinstance(self.difficulty, Mapping):
             self.difficulty = Difficulty(**self.difficulty)
+        check_fields(self, "world")
         for split, n in self.splits.items():
             if not isinstance(n, int) or n < len(SLICES):
                 raise ValueError(f"world.splits.{split}: need an integer >= {len(SLICES)}, got {n!r}")

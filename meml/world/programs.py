@@ -15,6 +15,7 @@ another expert's prompt.
 from __future__ import annotations
 
 import random
+from meml.fields import check_fields, setting
 from dataclasses import dataclass, field
 
 OPS = ("add", "sub", "double", "triple")
@@ -93,14 +94,15 @@ class Program:
 class Difficulty:
     """The world's difficulty knob: chain length and size of numbers."""
 
-    min_steps: int = 2
-    max_steps: int = 3
-    max_start: int = 9
-    max_operand: int = 5
-    max_value: int = 15
-    min_answer: int = 2
+    min_steps: int = setting("Fewest operations in a question's chain.", 2, ge=1)
+    max_steps: int = setting("Most operations in a question's chain.", 3, ge=1)
+    max_start: int = setting("Largest starting quantity.", 9, ge=1)
+    max_operand: int = setting("Largest operand of an operation.", 5, ge=1)
+    max_value: int = setting("Largest value any intermediate result may take.", 15, ge=1)
+    min_answer: int = setting("Smallest final answer.", 2, ge=1)
 
     def __post_init__(self):
+        check_fields(self, "world.difficulty")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError(f"difficulty: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
         if self.max_value < self.min_answer + 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from meml.options import LETTERS, format_options
+from meml.mathqa_options import LETTERS, format_options
 from meml.world.programs import FLAWS, Program
 
 STYLES = ("gold", "terse", "verify")

@@ -1,22 +1,24 @@
-# Shared helpers for the rules: expected outputs, computed from the config through meml.paths.
-from meml import paths, stages
-from meml.config import config_digest
-from meml.teachers import TEACHER_KINDS
-from reports.table6 import table6_methods
-
-FAMILIES = config["models"]["families"]
-DATASETS = config["datasets"]
-SEEDS = config["seeds"]
+# Shared helpers for the rules: expected outputs, computed from the settings tree through meml.paths.
 import re
 
-METHODS = config["sft"]["methods"]
-RL_ALGORITHMS_USED = [a for a in paths.RL_ALGORITHMS if stages.rl_methods(config, a)]
-N_EXPERTS = len(config["experts"]["prompts"])
-TEACHER_EXPERTS = [k for k, s in enumerate(config["experts"]["sources"]) if s["kind"] in TEACHER_KINDS]
-MEML_METHODS = stages.meml_methods(config)  # every method once per sweep point (meml/sweeps.py)
-SWEEP = bool(config.get("sweep"))
-TABLE6_METHODS = table6_methods(config)
-SYNTH_TASKS = [d[len("synth_"):] for d in DATASETS if d.startswith("synth_")]
+from meml import paths
+from meml.experts.teachers import TEACHER_KINDS
+from meml.methods import RL_ALGORITHMS, Method
+from meml.pipeline import reads, stages
+from reports.table6 import table6_methods
+
+FAMILIES = SETTINGS.models.families
+DATASETS = SETTINGS.datasets
+SEEDS = SETTINGS.seeds
+THREADS = SETTINGS.threads_per_job
+METHODS = SETTINGS.sft.methods
+RL_ALGORITHMS_USED = stages.rl_algorithms(SETTINGS)
+N_EXPERTS = SETTINGS.n_experts
+TEACHER_EXPERTS = [k for k, s in enumerate(SETTINGS.experts.sources) if s["kind"] in TEACHER_KINDS]
+MEML_METHODS = stages.meml_methods(SETTINGS)  # every method once per sweep point (meml/sweeps.py)
+SWEEP = bool(SETTINGS.sweep)
+TABLE6_METHODS = table6_methods(SETTINGS)
+SYNTH_TASKS = SETTINGS.synthetic_tasks
 
 
 wildcard_constraints:
@@ -24,13 +26,13 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     seed=r"\d+",
     task="|".join(SYNTH_TASKS) if SYNTH_TASKS else "none",
-    algorithm="|".join(re.escape(a) for a in paths.RL_ALGORITHMS),
+    algorithm="|".join(re.escape(a) for a in RL_ALGORITHMS),
     method="|".join(re.escape(m) for m in MEML_METHODS) if MEML_METHODS else "none",
     expert=r"\d+",
 
 
 def world_files():
-    return [str(paths.world_dir(RESULTS) / t / f"{s}.jsonl") for t in SYNTH_TASKS for s in config["world"]["splits"]]
+    return [str(paths.world_dir(RESULTS) / t / f"{s}.jsonl") for t in SYNTH_TASKS for s in SETTINGS.world.splits]
 
 
 def dataset_inputs(dataset):
@@ -40,22 +42,25 @@ def dataset_inputs(dataset):
 
 def base_model_input(family):
     """The tiny base model's marker file, or nothing when a pretrained model is configured."""
-    if config["models"]["pretrained"].get(family):
+    if SETTINGS.models.pretrained.get(family):
         return []
     return str(paths.base_model_dir(RESULTS, family) / "run.json")
 
 
-def sft_outputs(family, dataset, seed):
-    return [str(paths.sft_dir(RESULTS, family, dataset, m, seed) / "run.json") for m in METHODS]
+def experts_of(method):
+    return Method.parse(method).experts(N_EXPERTS)
+
+
+def sft_manifest(family, dataset, seed):
+    return str(paths.sft_manifest(RESULTS, family, dataset, seed))
 
 
 def eval_outputs(family, dataset, seed):
-    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e))
-            for m in METHODS for e in paths.method_experts(m, N_EXPERTS)]
+    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e)) for m in METHODS for e in experts_of(m)]
 
 
 def rl_methods_of(algorithm):
-    return stages.rl_methods(config, algorithm)
+    return stages.rl_methods(SETTINGS, algorithm)
 
 
 def rl_manifest(family, dataset, algorithm, seed):
@@ -64,16 +69,15 @@ def rl_manifest(family, dataset, algorithm, seed):
 
 def rl_eval_outputs(family, dataset, algorithm, seed):
     return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e))
-            for m in rl_methods_of(algorithm) for e in paths.method_experts(m, N_EXPERTS)]
+            for m in rl_methods_of(algorithm) for e in experts_of(m)]
 
 
 def meml_run(family, dataset, method, seed):
-    return str(paths.rl_dir(RESULTS, family, dataset, method, seed) / "run.json")
+    return str(paths.meml_manifest(RESULTS, family, dataset, method, seed))
 
 
 def meml_eval_outputs(family, dataset, seed):
-    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e))
-            for m in MEML_METHODS for e in paths.method_experts(m, N_EXPERTS)]
+    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e)) for m in MEML_METHODS for e in experts_of(m)]
 
 
 def all_eval_outputs():
@@ -83,3 +87,8 @@ def all_eval_outputs():
             for f in rl_eval_outputs(fam, d, a, s)]
     out += [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in meml_eval_outputs(fam, d, s)]
     return out
+
+
+def digest(reads_of):
+    """A rule's `params: digest`: what its job reads (meml/pipeline/reads.py), per job."""
+    return lambda wc: reads.digest(reads_of(wc))

@@ -1,8 +1,6 @@
 # Error-complementarity analysis: every compared expert's ExpertK-SFT model sampled several times per
 # test item (rule sample), then the experts' error overlap (rule complementarity). Uses common.smk.
-from meml.config import complementarity_experts
-
-COMPLEMENTARITY_EXPERTS = complementarity_experts(config)
+COMPLEMENTARITY_EXPERTS = SETTINGS.complementarity_experts()
 
 
 def sampled_outputs(family, dataset, seed):
@@ -23,13 +21,12 @@ if COMPLEMENTARITY_EXPERTS:
     rule sample:
         input:
             lambda wc: dataset_inputs(wc.dataset),
-            models=sft_outputs("{family}", "{dataset}", "{seed}"),
+            models=sft_manifest("{family}", "{dataset}", "{seed}"),
         output:
             sampled_outputs("{family}", "{dataset}", "{seed}"),
         params:
-            digest=config_digest(config["complementarity"], config["eval"], config["data"],
-                                 config["experts"]["prompts"]),
-        threads: config["threads_per_job"]
+            digest=digest(lambda wc: reads.sample_reads(SETTINGS, wc.dataset)),
+        threads: THREADS
         resources:
             **EVAL_RESOURCES,
         log:

@@ -2,7 +2,7 @@ rule make_world:
     output:
         world_files(),
     params:
-        digest=config_digest(config["world"], SYNTH_TASKS),
+        digest=reads.digest(reads.world_reads(SETTINGS)),
     log:
         f"{RESULTS}/logs/make_world.log",
     benchmark:
@@ -21,10 +21,9 @@ if TEACHER_EXPERTS:
         output:
             str(paths.teacher_summary_file(RESULTS, "{dataset}", "{expert}")),  # the cache beside it survives failures
         params:
-            digest=lambda wc: config_digest(config["experts"]["sources"][int(wc.expert)],
-                                            config["experts"]["prompts"], config["data"]),
+            digest=digest(lambda wc: reads.teacher_reads(SETTINGS, wc.dataset, int(wc.expert))),
         resources:
-            gpu=lambda wc: COMPUTE.gpus_per_eval_job if config["experts"]["sources"][int(wc.expert)]["kind"] == "local" else 0,
+            gpu=lambda wc: COMPUTE.gpus_per_eval_job if SETTINGS.experts.sources[int(wc.expert)]["kind"] == "local" else 0,
             runtime=COMPUTE.runtime_min_per_job,
         log:
             f"{RESULTS}/logs/teacher/{{dataset}}/expert{{expert}}.log",
@@ -41,7 +40,7 @@ rule experts:
     output:
         [str(paths.experts_file(RESULTS, "{dataset}", e)) for e in range(N_EXPERTS)],
     params:
-        digest=config_digest(config["experts"], config["data"]),
+        digest=digest(lambda wc: reads.experts_reads(SETTINGS, wc.dataset)),
     log:
         f"{RESULTS}/logs/experts/{{dataset}}.log",
     benchmark:

@@ -1,12 +1,12 @@
 rule evaluate:
     input:
         lambda wc: dataset_inputs(wc.dataset),
-        models=sft_outputs("{family}", "{dataset}", "{seed}"),
+        models=sft_manifest("{family}", "{dataset}", "{seed}"),
     output:
         eval_outputs("{family}", "{dataset}", "{seed}"),
     params:
-        digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
-    threads: config["threads_per_job"]
+        digest=digest(lambda wc: reads.eval_reads(SETTINGS, wc.dataset, METHODS)),
+    threads: THREADS
     resources:
         **EVAL_RESOURCES,
     log:

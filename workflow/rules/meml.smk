@@ -5,12 +5,12 @@ if MEML_METHODS:
     rule riel:
         input:
             lambda wc: dataset_inputs(wc.dataset),
-            starts=sft_outputs("{family}", "{dataset}", "{seed}"),
+            starts=sft_manifest("{family}", "{dataset}", "{seed}"),
         output:
-            meml_run("{family}", "{dataset}", "{method}", "{seed}"),
+            meml_run("{family}", "{dataset}", "{method}", "{seed}"),  # a manifest beside the run: a rerun keeps it
         params:
-            digest=config_digest(config["rl"], config["meml"], config["data"], config["experts"]["prompts"]),
-        threads: config["threads_per_job"]
+            digest=digest(lambda wc: reads.rl_reads(SETTINGS, wc.dataset, wc.method, int(wc.seed))),
+        threads: THREADS
         resources:
             **TRAIN_RESOURCES,
         log:
@@ -30,9 +30,9 @@ if MEML_METHODS:
         output:
             meml_eval_outputs("{family}", "{dataset}", "{seed}"),
         params:
-            digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
+            digest=digest(lambda wc: reads.eval_reads(SETTINGS, wc.dataset, MEML_METHODS)),
             methods=" ".join(MEML_METHODS),
-        threads: config["threads_per_job"]
+        threads: THREADS
         resources:
             **EVAL_RESOURCES,
         log:

@@ -4,8 +4,8 @@ rule build_tiny:
     output:
         str(paths.init_model_dir(RESULTS, "{family}") / "config.json"),
     params:
-        digest=config_digest(config["models"]["tiny"], config["experts"]["prompts"], DATASETS),
-    threads: config["threads_per_job"]
+        digest=reads.digest(reads.tiny_reads(SETTINGS)),
+    threads: THREADS
     log:
         f"{RESULTS}/logs/build_tiny/{{family}}.log",
     benchmark:
@@ -20,8 +20,8 @@ rule pretrain:
     output:
         str(paths.base_model_dir(RESULTS, "{family}") / "run.json"),
     params:
-        digest=config_digest(config["models"]["pretrain"]),
-    threads: config["threads_per_job"]
+        digest=reads.digest(reads.pretrain_reads(SETTINGS)),
+    threads: THREADS
     log:
         f"{RESULTS}/logs/pretrain/{{family}}.log",
     benchmark:

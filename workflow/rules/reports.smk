@@ -83,7 +83,7 @@ def sweep_outputs():
     """The sweep table and, per swept option, its table and plot (none without a sweep)."""
     from meml.sweeps import output_files
 
-    return [str(f) for f in output_files(config)]
+    return [str(f) for f in output_files(SETTINGS)]
 
 
 if SWEEP:

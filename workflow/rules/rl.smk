@@ -3,12 +3,13 @@
 rule rl:
     input:
         lambda wc: dataset_inputs(wc.dataset),
-        starts=sft_outputs("{family}", "{dataset}", "{seed}"),
+        starts=sft_manifest("{family}", "{dataset}", "{seed}"),
     output:
         rl_manifest("{family}", "{dataset}", "{algorithm}", "{seed}"),
     params:
-        digest=config_digest(config["rl"], config["data"], config["experts"]["prompts"]),
-    threads: config["threads_per_job"]
+        digest=digest(lambda wc: [reads.rl_reads(SETTINGS, wc.dataset, m, int(wc.seed))
+                                  for m in rl_methods_of(wc.algorithm)]),
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     log:
@@ -32,9 +33,9 @@ for _algorithm in RL_ALGORITHMS_USED:
         output:
             rl_eval_outputs("{family}", "{dataset}", _algorithm, "{seed}"),
         params:
-            digest=config_digest(config["eval"], config["data"], config["experts"]["prompts"]),
+            digest=digest(lambda wc, _a=_algorithm: reads.eval_reads(SETTINGS, wc.dataset, rl_methods_of(_a))),
             methods=" ".join(rl_methods_of(_algorithm)),
-        threads: config["threads_per_job"]
+        threads: THREADS
         resources:
             **EVAL_RESOURCES,
         log:

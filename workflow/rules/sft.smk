@@ -3,10 +3,10 @@ rule sft:
         base=lambda wc: base_model_input(wc.family),
         experts=[str(paths.experts_file(RESULTS, "{dataset}", e)) for e in range(N_EXPERTS)],
     output:
-        sft_outputs("{family}", "{dataset}", "{seed}"),
+        sft_manifest("{family}", "{dataset}", "{seed}"),  # the run folders are not outputs: a rerun keeps finished runs
     params:
-        digest=config_digest(config["sft"], config["experts"]["prompts"]),
-    threads: config["threads_per_job"]
+        digest=digest(lambda wc: [reads.sft_reads(SETTINGS, wc.family, wc.dataset, m, int(wc.seed)) for m in METHODS]),
+    threads: THREADS
     resources:
         **TRAIN_RESOURCES,
     log:

@@ -13,7 +13,7 @@ then sees N x G rows per question, in groups of G per (question, expert). On top
   token-mean NLL of its items is added to that step's loss (one SFT update sharing the RL step)
   and the buffer is emptied.
 
-Settings: :class:`meml.riel_config.MEMLConfig`; choices and reasons: docs/method.md.
+Settings: :class:`meml.method.config.MEMLConfig`; choices and reasons: docs/method.md.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from pathlib import Path
 
 import torch
 
-from baselines.grpo_trainers import SparsityGRPOTrainer
-from meml.losses import HardExampleBuffer, best_and_worst_experts, intra_expert_advantages, token_mean_nll
+from meml.method.config import MEMLConfig
+from meml.training.grpo import SparsityGRPOTrainer
+from meml.training.rl import trainer_kwargs
+from meml.method.losses import HardExampleBuffer, best_and_worst_experts, intra_expert_advantages, token_mean_nll
 from meml.prompts import prompt_messages
 from meml.records import Record
 
@@ -44,47 +46,23 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
     """GRPO with N expert prompts per question and intra-expert advantages.
 
     Args (beyond ``GRPOTrainer``'s):
-        expert_prompts: the N system prompts; each question of a batch is sampled
-            ``num_generations`` times under each of them.
-        scale_by_std: divide intra-expert advantages by the group's std (default off, Eq. 4).
-        positive_only: keep ``max(A, 0)`` (default on, Eq. 5).
-        lambda1: weight of the mutual-learning term (0: off).
-        transfer: ``"first"`` (E+'s first correct answer) or ``"all"`` (every correct answer of E+).
-        teacher_term: add the stop-gradient ``log p(O+ | Q, P+)`` to the mutual-learning value.
-        lambda2: weight of the buffer's SFT term.
-        buffer: a :class:`meml.losses.HardExampleBuffer`, or None for no buffer.
-        buffer_reference: ``"rationale"`` (the row's ``reference`` column, the dataset rationale in
-            ``meml_rows``) or ``"own_rollout"`` (the expert's first correct answer of the step; an
-            expert without one offers nothing).
-        expert_ids: the expert number of each prompt (for logs and buffer items; default 0..N-1).
+        meml: the run's :class:`meml.method.config.MEMLConfig`, the method's switches included.
+        expert_prompts: every configured expert prompt; the settings' experts (``meml.experts``) are
+            used, and each question of a batch is sampled under each of them.
     """
 
-    def __init__(self, *args, expert_prompts: Sequence[str], scale_by_std: bool = False,
-                 positive_only: bool = True, lambda1: float = 0.0, lambda2: float = 1.0,
-                 buffer: HardExampleBuffer | None = None, transfer: str = "first", teacher_term: bool = False,
-                 buffer_reference: str = "rationale", expert_ids: Sequence[int] | None = None, **kwargs):
+    def __init__(self, *args, meml: MEMLConfig, expert_prompts: Sequence[str], **kwargs):
         super().__init__(*args, **kwargs)
-        if len(expert_prompts) < 1:
-            raise ValueError("MEML-GRPO needs at least one expert prompt")
-        if lambda1 < 0:
-            raise ValueError(f"lambda1 must be >= 0, got {lambda1}")
         if self.args.steps_per_generation != 1 or self.num_iterations != 1:
             raise ValueError("MEML-GRPO needs steps_per_generation == 1 and num_iterations == 1")
-        if transfer not in ("first", "all") or buffer_reference not in ("rationale", "own_rollout"):
-            raise ValueError(f"transfer must be first|all and buffer_reference rationale|own_rollout, got "
-                             f"{transfer!r}, {buffer_reference!r}")
-        self.expert_prompts = list(expert_prompts)
-        self.expert_ids = list(expert_ids) if expert_ids is not None else list(range(len(self.expert_prompts)))
-        if len(self.expert_ids) != len(self.expert_prompts):
-            raise ValueError("expert_ids must name one expert per prompt")
-        self.transfer = transfer
-        self.teacher_term = teacher_term
-        self.buffer_reference = buffer_reference
-        self.scale_by_std = scale_by_std
-        self.positive_only = positive_only
-        self.lambda1 = lambda1
-        self.lambda2 = lambda2
-        self.buffer = buffer
+        self.meml = meml
+        self.expert_ids = meml.experts(len(expert_prompts))
+        self.expert_prompts = [expert_prompts[e] for e in self.expert_ids]
+        self.lambda1 = meml.lambda1_used
+        self.buffer = None
+        if meml.hsft:
+            self.buffer = HardExampleBuffer(capacity=meml.buffer_capacity, k=meml.buffer_k, rule=meml.buffer_rule,
+                                            probability=meml.buffer_probability, seed=self.args.seed)
         self.sft_updates = 0
         self._transfer: dict | None = None  # mutual-learning batch of the current step
         self._buffer_batch: dict | None = None  # buffer contents to fit in the current step
@@ -106,7 +84,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             self.buffer.load_state(state)
             self.sft_updates = state["sft_updates"]
 
-    restore_extra_state = load_buffer_state  # called by baselines.rl.train_rl on resume
+    restore_extra_state = load_buffer_state  # called by meml.training.rl.train_rl on resume
 
     def expand_to_experts(self, inputs: list[dict]) -> list[dict]:
         """Rows of G copies per question -> rows of G copies per (question, expert), question-major."""
@@ -117,7 +95,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         for start in range(0, len(inputs), size):
             row = inputs[start]
             if "question" not in row:
-                raise ValueError("MEML-GRPO rows need a 'question' column (see meml.trainer.meml_rows)")
+                raise ValueError("MEML-GRPO rows need a 'question' column (see meml.method.trainer.meml_rows)")
             for expert, system in zip(self.expert_ids, self.expert_prompts):
                 expanded = {**row, "prompt": prompt_messages(row["question"], system), "expert": expert}
                 rows.extend(dict(expanded) for _ in range(size))
@@ -133,7 +111,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         start = self.accelerator.process_index * len(expanded)
         local = rewards[start:start + len(expanded)]
         shape = (-1, len(self.expert_prompts), self.num_generations)
-        advantages = intra_expert_advantages(local.view(shape), self.scale_by_std, self.positive_only)
+        advantages = intra_expert_advantages(local.view(shape), self.meml.scale_by_std, self.meml.positive_only)
         answered = (rewards_per_func[start:start + len(expanded), 0].view(shape) >= 1.0).any(dim=2)  # (Q, N)
         # questions no expert answered: no signal from any group, nothing to transfer (the paper's sparsity)
         self._metrics["train"]["sparsity/frac_questions_all_zero"].append((~answered.any(dim=1)).float().mean().item())
@@ -155,7 +133,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
                 if not self.buffer.qualifies(n_wrong):
                     continue
                 reference = rows[first]["reference"]
-                if self.buffer_reference == "own_rollout":
+                if self.meml.buffer_reference == "own_rollout":
                     correct = [i for i in range(size) if rewards[q, e, i] >= 1.0]
                     if not correct:
                         continue
@@ -206,7 +184,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         for q in questions:
             first = q * n_experts * size + best[q].item() * size
             correct = [i for i in range(size) if rewards[q, best[q], i] >= 1.0]
-            for i in correct[:1] if self.transfer == "first" else correct:
+            for i in correct[:1] if self.meml.transfer == "first" else correct:
                 prompts.append(prompt_messages(rows[first]["question"], self.expert_prompts[worst[q].item()]))
                 completion_rows.append(first + i)
         self._metrics["train"]["mutual/questions"].append(float(len(questions)))
@@ -266,7 +244,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         return 0.0 * self.mutual_learning_loss(model, batch)
 
     def _compute_loss(self, model, inputs):
-        use_teacher = self.model.training and self.teacher_term and self._transfer is not None and "meml_row" in inputs
+        use_teacher = self.model.training and self.meml.teacher_term and self._transfer is not None and "meml_row" in inputs
         self._capture_logps = use_teacher
         loss = super()._compute_loss(model, inputs)
         if not self.model.training:
@@ -289,34 +267,20 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         if has_buffer_batch:
             sft = self.mutual_learning_loss(model, self._buffer_batch)
             self._metrics["train"]["buffer/sft_loss"].append(sft.item())
-            loss = loss + self.lambda2 * sft
+            loss = loss + self.meml.lambda2 * sft
             self._buffer_batch = None
         elif any_buffer_batch:
             loss = loss + self.idle_pass(model, inputs)
         return loss
 
 
-def trainer_builder(settings, expert_prompts: Sequence[str]):
-    """A ``build`` function for :func:`baselines.rl.train_rl` that makes a MEML-GRPO trainer.
+def trainer_builder(meml: MEMLConfig, expert_prompts: Sequence[str]):
+    """A ``build`` function for :func:`meml.training.rl.train_rl` that makes a MEML-GRPO trainer of ``meml``
+    (switches included) over the configured ``expert_prompts``."""
+    meml.experts(len(expert_prompts))  # fail before any model is loaded
 
-    ``settings`` is a :class:`meml.riel_config.MEMLConfig` (switches included); ``expert_prompts``
-    are all configured expert prompts, of which the settings' experts are used.
-    """
-    experts = settings.experts(len(expert_prompts))
-
-    def build(model_path, rows, task, run, trainer_dir, callbacks=(), compute=None):
-        from baselines.rl import trainer_kwargs
-
-        buffer = None
-        if settings.hsft:
-            buffer = HardExampleBuffer(capacity=settings.buffer_capacity, k=settings.buffer_k,
-                                       rule=settings.buffer_rule, probability=settings.buffer_probability,
-                                       seed=run.seed)
-        return MEMLGRPOTrainer(**trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks, compute),
-                               expert_prompts=[expert_prompts[e] for e in experts], expert_ids=experts,
-                               scale_by_std=settings.scale_by_std, positive_only=settings.positive_only,
-                               lambda1=settings.lambda1 if settings.iml else 0.0, lambda2=settings.lambda2,
-                               buffer=buffer, transfer=settings.transfer, teacher_term=settings.teacher_term,
-                               buffer_reference=settings.buffer_reference)
+    def build(model_path, rows, task, run, trainer_dir, callbacks=(), compute=None, reward_funcs=None):
+        return MEMLGRPOTrainer(**trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks, compute,
+                                                reward_funcs), meml=meml, expert_prompts=expert_prompts)
 
     return build

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from meml.config import ConfigError, load_config
+from meml.pipeline.settings import ConfigError, load_settings
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a workflow config and print it resolved")
     _add_config(p)
+    p = sub.add_parser("schema", help="write workflow/schemas/config.schema.yaml from the settings tree")
     p = sub.add_parser("make-world", help="generate the synthetic GSM8K/MathQA/StrategyQA-format benchmarks")
     _add_config(p)
     p = sub.add_parser("experts", help="write every expert's trajectories for a dataset's training pool")
@@ -101,80 +102,85 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.command == "schema":
+        from meml.pipeline.settings import write_schema
+
+        print(write_schema())
+        return 0
     try:
-        config = load_config(args.config)
+        settings = load_settings(args.config)
     except ConfigError as err:
         print(f"meml: {err}", file=sys.stderr)
         return 2
-    if config["setting"] == "tiny":  # the embedded setting never touches a hub
+    if settings.setting == "tiny":  # the embedded setting never touches a hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from meml import stages
+    from meml.pipeline import stages
 
     start = time.time()
     if args.command == "check-config":
         import yaml
 
-        print(yaml.safe_dump(config, sort_keys=False), end="")
+        print(yaml.safe_dump(settings.to_mapping(), sort_keys=False), end="")
     elif args.command == "make-world":
-        stages.make_world(config)
+        stages.make_world(settings)
     elif args.command == "experts":
-        stages.make_experts(config, args.dataset)
+        stages.make_experts(settings, args.dataset)
     elif args.command == "teacher":
-        stages.teacher_trajectories(config, args.dataset, args.expert)
+        stages.teacher_trajectories(settings, args.dataset, args.expert)
     elif args.command == "build-tiny":
-        stages.build_tiny(config, args.family)
+        stages.build_tiny(settings, args.family)
     elif args.command == "pretrain":
-        stages.pretrain(config, args.family)
+        stages.pretrain(settings, args.family)
     elif args.command == "sft":
-        stages.sft(config, args.family, args.dataset, args.seed, args.methods)
+        stages.sft(settings, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "rl":
-        stages.rl(config, args.family, args.dataset, args.seed, args.algorithm, args.methods)
+        stages.rl(settings, args.family, args.dataset, args.seed, args.algorithm, args.methods)
     elif args.command == "riel":
-        stages.riel(config, args.family, args.dataset, args.seed, args.method)
+        stages.riel(settings, args.family, args.dataset, args.seed, args.method)
     elif args.command == "evaluate":
-        stages.evaluate(config, args.family, args.dataset, args.seed, args.methods)
+        stages.evaluate(settings, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "compare":
         from reports.paired import compare_methods
 
-        r = compare_methods(config, args.family, args.dataset, args.seeds, args.before, args.after, args.expert)
+        r = compare_methods(settings, args.family, args.dataset, args.seeds, args.before, args.after, args.expert)
         print(f"{args.family} {args.dataset} expert{args.expert} seeds {args.seeds}: {args.before} {100 * r['before']:.1f}% "
               f"-> {args.after} {100 * r['after']:.1f}% on {r['n']} item-seeds; gained {r['gained']}, lost {r['lost']}, "
               f"sign test p = {r['p_sign']:.2g}")
     elif args.command == "table4":
         from reports.table4 import write_table4
 
-        write_table4(config)
+        write_table4(settings)
     elif args.command == "table5":
         from reports.table5 import write_table5
 
-        write_table5(config)
+        write_table5(settings)
     elif args.command == "table6":
         from reports.table6 import write_table6
 
-        write_table6(config)
+        write_table6(settings)
     elif args.command == "sample":
-        stages.sample_experts(config, args.family, args.dataset, args.seed)
+        stages.sample_experts(settings, args.family, args.dataset, args.seed)
     elif args.command == "complementarity":
         from reports.complementarity import write_complementarity
 
-        write_complementarity(config)
+        write_complementarity(settings)
     elif args.command == "figures":
         from reports.figures import write_figure2, write_sparsity
 
         if args.only in (None, "figure2"):
-            write_figure2(config)
+            write_figure2(settings)
         if args.only in (None, "sparsity"):
-            write_sparsity(config)
+            write_sparsity(settings)
     elif args.command == "sweeps":
         from reports.sweeps import write_sweeps
 
-        write_sweeps(config)
+        write_sweeps(settings)
     elif args.command == "reports":
         from reports.build import rebuild
 
-        rebuild(config, args.only)
+        rebuild(settings, args.only)
     logging.getLogger("meml").info("%s done in %.1f s", args.command, time.time() - start)
     return 0
 

@@ -4,7 +4,7 @@ The paper's experts 1 and 2 learn from the trajectories of teacher LLMs (DeepSee
 Doubao-1.5-thinking). ``meml teacher --dataset D --expert K`` runs the teacher configured as
 ``experts.sources[K]`` over the training pool of ``D`` (:func:`run_teacher`) into a JSON Lines cache
 (:func:`meml.paths.teacher_file`); the ``experts`` stage then reads that cache like any other source
-(:class:`meml.experts.CachedTeacherSource`) and applies ``experts.filter_incorrect``.
+(:class:`meml.experts.sources.CachedTeacherSource`) and applies ``experts.filter_incorrect``.
 
 Two kinds of teacher:
 

@@ -4,7 +4,7 @@ The paper's expert 0 is the dataset's own reasoning and experts 1 and 2 are teac
 (DeepSeek-R1, Doubao-1.5-thinking). Here a source is anything that maps records to completions:
 :class:`GoldSource` (expert 0) and :class:`ProgrammaticTeacher` (the tiny world's teachers, each
 with its own style and its own wrong procedure on its own slice). Teacher LLMs (``kind: openai``
-or ``kind: local``, :mod:`meml.teachers`) are asked once by ``meml teacher``; their source
+or ``kind: local``, :mod:`meml.experts.teachers`) are asked once by ``meml teacher``; their source
 (:class:`CachedTeacherSource`) reads the finished cache.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from meml.options import parse_options
+from meml.mathqa_options import parse_options
 from meml.records import Record
 from meml.world.programs import FLAWS, Program
 from meml.world.render import STYLES, gsm8k_solution, mathqa_solution, strategyqa_solution
@@ -92,7 +92,7 @@ class ProgrammaticTeacher(TrajectorySource):
 
 @dataclass
 class CachedTeacherSource(TrajectorySource):
-    """A teacher LLM's trajectories, read from the cache ``meml teacher`` wrote (:func:`meml.teachers.run_teacher`).
+    """A teacher LLM's trajectories, read from the cache ``meml teacher`` wrote (:func:`meml.experts.teachers.run_teacher`).
 
     Every record must have a cached answer; a missing file or missing ids is an error that names the
     file and the command that fills it. An empty trajectory counts as none.
@@ -108,7 +108,7 @@ class CachedTeacherSource(TrajectorySource):
         self.name = f"teacher:{self.model}"
 
     def trajectories(self, records: Sequence[Record]) -> list[str | None]:
-        from meml.teachers import read_cache
+        from meml.experts.teachers import read_cache
 
         command = f"run `meml teacher --dataset {self.dataset} --expert {self.expert}`"
         if not self.path.exists():
@@ -127,7 +127,7 @@ def make_source(spec: Mapping, seed: int = 0, cache: str | Path | None = None, d
     """Build a source from an ``experts.sources`` entry.
 
     ``{kind: gold}``; ``{kind: programmatic, style, flaw, error_rate}``; or a teacher LLM
-    ``{kind: openai, base_url, model, ...}`` / ``{kind: local, model, ...}`` (:mod:`meml.teachers`),
+    ``{kind: openai, base_url, model, ...}`` / ``{kind: local, model, ...}`` (:mod:`meml.experts.teachers`),
     whose source reads its answer cache ``cache`` (:func:`meml.paths.teacher_file` of ``dataset`` and
     ``expert``, which also name the command in its errors).
     """
