@@ -4,21 +4,29 @@ Groups whose rewards are all equal are dropped and new prompts are sampled (whol
 batches, as the DAPO recipe does) until the batch is full of groups with reward variance, for at
 most ``max_sampling_rounds`` rounds. When the bound is hit the step trains on the groups kept so far
 (``dynamic/bound_hit`` is logged as 1). The token normaliser of the ``dapo`` loss is recomputed over
-the kept completions.
+the kept completions of all processes, as TRL computes it over the unfiltered ones.
+
+Each process draws its refill prompts from its own RNG (``sampling_seed`` alone with one process;
+``"<sampling_seed>-<process index>"`` with several, so processes do not draw the same prompts), saved
+per process in every checkpoint (``dynamic_sampling_rng_<process index>.json``) and restored by the
+same process on resume.
 """
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
 
-from meml.training.grpo import ACCURACY, SparsityGRPOTrainer, group_outcomes
+from meml.training.grpo import (
+    ACCURACY,
+    SparsityGRPOTrainer,
+    group_outcomes,
+    process_seed,
+)
 
-
-REFILL_STATE = "dynamic_sampling_rng.json"  # saved in every checkpoint of a DAPOTrainer
+REFILL_STATE = "dynamic_sampling_rng"  # file stem: <stem>_<process index>.json in every checkpoint of a DAPOTrainer
 
 # Keys of TRL's rollout batch that dynamic sampling knows how to filter and concatenate.
 _LEFT_PADDED = ("prompt_ids", "prompt_mask")
@@ -35,11 +43,23 @@ def _pad_to(tensor: torch.Tensor, width: int, value, left: bool) -> torch.Tensor
     return torch.cat([pad, tensor] if left else [tensor, pad], dim=1)
 
 
-def merge_rollouts(parts: list[dict], pad_token_id: int) -> dict:
+def loss_token_count(batch: dict, gather: Callable | None = None) -> torch.Tensor:
+    """``num_items_in_batch`` as TRL computes it: the loss tokens (completion mask times the tool mask when
+    present) of this process's batch, summed over all processes through ``gather`` (``accelerator.gather``;
+    None: this process alone). With several processes every process must call it (a collective)."""
+    mask = batch["completion_mask"]
+    if "tool_mask" in batch:
+        mask = mask * batch["tool_mask"]
+    count = mask.sum()
+    return gather(count).sum() if gather is not None else count
+
+
+def merge_rollouts(parts: list[dict], pad_token_id: int, gather: Callable | None = None) -> dict:
     """Concatenate filtered rollout batches row-wise, padding prompts on the left and completions on the right.
 
-    ``num_items_in_batch`` (the ``dapo`` loss normaliser) is recomputed from the kept completion
-    mask (times the tool mask when present), i.e. over the kept tokens only.
+    ``num_items_in_batch`` (the ``dapo`` loss normaliser) is recomputed over the kept tokens only
+    (:func:`loss_token_count`): of every process when ``gather`` is ``accelerator.gather`` (what the
+    trainer passes, as TRL does), of ``parts`` alone without it.
     """
     keys = set(parts[0])
     for part in parts[1:]:
@@ -58,10 +78,7 @@ def merge_rollouts(parts: list[dict], pad_token_id: int) -> dict:
         width = max(t.size(1) for t in tensors)
         value = pad_token_id if key in ("prompt_ids", "completion_ids") else (1 if key == "tool_mask" else 0)
         merged[key] = torch.cat([_pad_to(t, width, value, left=key in _LEFT_PADDED) for t in tensors])
-    mask = merged["completion_mask"]
-    if "tool_mask" in merged:
-        mask = mask * merged["tool_mask"]
-    merged["num_items_in_batch"] = mask.sum()
+    merged["num_items_in_batch"] = loss_token_count(merged, gather)
     return merged
 
 
@@ -83,8 +100,10 @@ class DAPOTrainer(SparsityGRPOTrainer):
         max_sampling_rounds: generation rounds per step at most, the first included.
         filter_metric: ``"accuracy"`` (the first reward function must vary within a group, DAPO's
             ``acc``) or ``"reward"`` (the weighted total must vary).
-        sampling_seed: seed of the prompts drawn for the extra rounds.
+        sampling_seed: seed of the prompts drawn for the extra rounds (per process: see the module notes).
     """
+
+    extra_state_name = REFILL_STATE
 
     def __init__(self, *args, max_sampling_rounds: int = 3, filter_metric: str = "accuracy",
                  sampling_seed: int = 0, **kwargs):
@@ -98,26 +117,17 @@ class DAPOTrainer(SparsityGRPOTrainer):
                              "(one optimizer step per generation batch)")
         self.max_sampling_rounds = max_sampling_rounds
         self.filter_metric = filter_metric
-        self._refill_rng = random.Random(sampling_seed)
+        self._refill_rng = random.Random(process_seed(sampling_seed, self.accelerator.process_index,
+                                                     self.accelerator.num_processes))
 
-    def _save_checkpoint(self, model, trial):
-        """TRL's checkpoint plus the state of the refill sampler (so a resumed run draws the same prompts)."""
-        super()._save_checkpoint(model, trial)
-        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
-        if folder.is_dir():
-            from meml.io import write_json_atomic
+    def extra_state(self) -> dict:
+        """The refill sampler's state (checkpointed per process, so a resumed run draws the same prompts)."""
+        version, internal, gauss = self._refill_rng.getstate()
+        return {"state": [version, list(internal), gauss]}
 
-            version, internal, gauss = self._refill_rng.getstate()
-            write_json_atomic(folder / REFILL_STATE, {"state": [version, list(internal), gauss]})
-
-    def load_refill_state(self, checkpoint: str | Path) -> None:
-        """Restore the refill sampler saved with ``checkpoint`` (no-op when the file is absent)."""
-        path = Path(checkpoint) / REFILL_STATE
-        if path.exists():
-            version, internal, gauss = json.loads(path.read_text(encoding="utf-8"))["state"]
-            self._refill_rng.setstate((version, tuple(internal), gauss))
-
-    restore_extra_state = load_refill_state  # called by meml.training.rl.train_rl on resume
+    def load_extra_state(self, state: dict) -> None:
+        version, internal, gauss = state["state"]
+        self._refill_rng.setstate((version, tuple(internal), gauss))
 
     def _refill_inputs(self, n_prompts: int) -> list[dict]:
         """``n_prompts`` fresh prompts from the training set, each repeated ``num_generations`` times."""
@@ -189,11 +199,13 @@ class DAPOTrainer(SparsityGRPOTrainer):
         metrics["dynamic/sampled_groups"].append(float(sampled))
         metrics["dynamic/kept_groups"].append(float(kept_groups))
         metrics["dynamic/bound_hit"].append(float(kept_groups < target))
+        # Either every process kept groups or none did (equalised above), so every process gathers the
+        # token count once, as TRL does.
         if kept:
-            return merge_rollouts(kept, self._tokenizer.pad_token_id)
+            return merge_rollouts(kept, self._tokenizer.pad_token_id, gather=self.accelerator.gather)
         # Nothing varied in any round: train on nothing (every completion masked out of the loss).
         empty = select_rows(first, torch.arange(size))
         empty["completion_mask"] = torch.zeros_like(empty["completion_mask"])
         empty["advantages"] = torch.zeros_like(empty["advantages"])
-        empty["num_items_in_batch"] = empty["completion_mask"].sum()
+        empty["num_items_in_batch"] = loss_token_count(empty, self.accelerator.gather)
         return empty

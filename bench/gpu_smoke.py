@@ -10,10 +10,10 @@ vLLM engine never has to be created twice in one process):
    randomly initialised tiny Qwen2 with a tokenizer trained on it (no download). On a GPU the model
    is hidden 256 / 4 layers (head dim 64, which vLLM's attention kernels accept); on the CPU it has
    the test fixture's size (hidden 64, 2 layers).
-2. ``grpo``: ``baselines.rl.train_rl`` of GRPO (MoE-SFT-GRPO's row layout: every question under
-   every expert prompt) for ``--steps`` steps.
-3. ``meml``: MEML-GRPO assembled as ``meml.stages.riel`` does (``MEMLConfig.for_method`` ->
-   ``grpo_run`` -> ``train_rl(..., build=trainer_builder(...))``).
+2. ``grpo``: ``meml.training.rl.train_rl`` of GRPO with ``baselines.rl.build_trainer`` (MoE-SFT-GRPO's row
+   layout: every question under every expert prompt) for ``--steps`` steps.
+3. ``meml``: MEML-GRPO assembled as ``meml.pipeline.stages.riel`` does (``MEMLConfig.for_method`` ->
+   ``grpo_run`` -> ``train_rl(..., build=meml.method.trainer.trainer_builder(...))``).
 4. ``eval``: ``meml.evaluation.evaluate_model`` of the GRPO result on the first ``--eval-items``
    test items under expert 0's prompt (lm-eval, greedy).
 
@@ -214,14 +214,14 @@ def smoke_reward(prompts, completions, expert=None, **kwargs) -> list[float]:
 
 
 def _compute(setup: dict):
-    from meml.compute import ComputeConfig
+    from meml.training.compute import ComputeConfig, VLLMConfig
 
     mode = setup["mode"]
     if mode["device"] == "cpu":
         return ComputeConfig()
-    return ComputeConfig(device="cuda", precision=mode["precision"], vllm_rollouts=mode["vllm"],
-                         vllm_mode="colocate", eval_backend="vllm" if mode["vllm"] else "hf", gpus_per_job=1,
-                         gpus_per_eval_job=1)
+    return ComputeConfig(device="cuda", precision=mode["precision"],
+                         vllm=VLLMConfig(rollouts=mode["vllm"], mode="colocate"),
+                         eval_backend="vllm" if mode["vllm"] else "hf", gpus_per_job=1, gpus_per_eval_job=1)
 
 
 def _versions() -> dict:
@@ -267,7 +267,12 @@ def stage_setup(plan: dict, run_dir: Path) -> dict:
 
     sizes = SIZES[mode["device"]]
     from meml.data import load_records
-    from meml.tiny import build_model, count_parameters, save_pretrained_folder, train_tokenizer
+    from meml.tiny import (
+        build_model,
+        count_parameters,
+        save_pretrained_folder,
+        train_tokenizer,
+    )
     from meml.world.generate import WorldConfig, write_world
 
     world = run_dir / "world"
@@ -284,6 +289,23 @@ def stage_setup(plan: dict, run_dir: Path) -> dict:
     return result
 
 
+def grpo_run(plan: dict, device: str):
+    """The GRPO run of both training stages (``RLConfig``; GRPO's published settings fill what is not set here)."""
+    from meml.training.rl_config import RLConfig
+
+    return RLConfig(algorithm="GRPO", **SIZES[device]["rl"], steps=plan["steps"], save_steps=plan["steps"],
+                    learning_rate=1e-5)
+
+
+def meml_config():
+    """MEML-GRPO's settings (every expert, IML and HSFT on), with a low bar and a small buffer, so that the
+    buffer's SFT update happens within a step or two."""
+    from meml.method.config import MEMLConfig
+    from meml.methods import Method
+
+    return MEMLConfig(buffer_k=1, buffer_capacity=2, buffer_probability="always").for_method(Method.parse("MEML-GRPO"))
+
+
 def _vllm_dtype(trainer) -> str | None:
     """The dtype TRL's colocated vLLM engine runs in (None without vLLM or when this vLLM hides it)."""
     try:
@@ -293,22 +315,20 @@ def _vllm_dtype(trainer) -> str | None:
 
 
 def _train(plan: dict, setup: dict, run_dir: Path, which: str) -> dict:
-    import baselines.rl
-    from baselines.rl import build_trainer, rl_rows, train_rl
-    from baselines.rl_config import RLRunConfig
-    from baselines.rl_log import read_log
+    import meml.training.rl
+    from baselines.rl import build_trainer, rl_rows
     from meml.data import load_records
+    from meml.training.rl import train_rl
+    from meml.training.rl_log import read_log
 
     compute = _compute(setup)
     cuda = compute.device == "cuda"
-    sizes = SIZES[compute.device]
-    if plan["reward"] == "smoke":
-        baselines.rl._reward_functions = lambda task, run: [smoke_reward]
+    if plan["reward"] == "smoke":  # every trainer's rewards come from here (meml.training.rl.trainer_kwargs)
+        meml.training.rl._reward_functions = lambda task, run: [smoke_reward]
     timer = GenerationTimer(cuda)
     records = load_records("synth_gsm8k", "train", setup["world"]["path"])
     prompts = list(DEFAULT_EXPERT_PROMPTS)
-    rl_settings = {**sizes["rl"], "steps": plan["steps"], "save_steps": plan["steps"], "learning_rate": 1e-5}
-    run = RLRunConfig.for_algorithm("GRPO", rl_settings)
+    run = grpo_run(plan, compute.device)
     captured = {}
 
     def capture(build):
@@ -325,15 +345,12 @@ def _train(plan: dict, setup: dict, run_dir: Path, which: str) -> dict:
         rollouts_per_step = run.prompts_per_step * run.num_generations
         layout = (f"{run.prompts_per_step} prompts x {run.num_generations} generations "
                   f"(a prompt = one (question, expert) pair)")
-    else:  # as meml.stages.riel assembles it
+    else:  # as meml.pipeline.stages.riel assembles it
         from dataclasses import asdict
 
-        from meml.riel_config import MEMLConfig
-        from meml.trainer import meml_rows, trainer_builder
+        from meml.method.trainer import meml_rows, trainer_builder
 
-        # a low bar and a small buffer, so that the buffer's SFT update happens within a step or two
-        settings = MEMLConfig.for_method("MEML-GRPO", {"buffer_k": 1, "buffer_capacity": 2,
-                                                       "buffer_probability": "always"})
+        settings = meml_config()
         run = settings.grpo_run(run, len(prompts))
         experts = settings.experts(len(prompts))
         rows = meml_rows(records)

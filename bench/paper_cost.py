@@ -25,12 +25,13 @@ from snakemake.utils import update_config
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from baselines.rl_config import RLRunConfig  # noqa: E402
-from meml import paths, stages  # noqa: E402
-from meml.config import DEFAULT_CONFIG, complementarity_experts, validate_config  # noqa: E402
+from meml import paths  # noqa: E402
 from meml.data import normalize_row, read_jsonl  # noqa: E402
-from meml.riel_config import MEMLConfig  # noqa: E402
-from meml.sweeps import apply_point  # noqa: E402
+from meml.methods import RL_ALGORITHMS, Method  # noqa: E402
+from meml.pipeline.reads import meml_run, rl_run  # noqa: E402
+from meml.pipeline.settings import DEFAULT_CONFIG, Settings, settings_from_config  # noqa: E402
+from meml.sweeps import meml_methods, rl_methods  # noqa: E402
+from meml.training.rl_config import RLConfig  # noqa: E402
 
 # Official sizes of the splits of meml/data.py HUB_SOURCES (the hub is not reachable here). gsm8k: equal to the
 # local copy. mathqa (allenai/math_qa): validation and test equal the local copies, train 29837 is the documented
@@ -45,59 +46,64 @@ KINDS = {"sft": "SFT", "rl": "RL baselines", "meml": "MEML-GRPO (+ Table 5)", "e
          "sample": "complementarity"}
 
 
-def load_config(configfile: str | Path | None) -> dict:
-    """default.yaml, deep-merged with ``configfile`` by Snakemake's own function, then validated."""
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+def load_settings(configfile: str | Path | None) -> Settings:
+    """The settings tree Snakemake builds: default.yaml deep-merged with ``configfile`` by Snakemake's own
+    function, then :func:`meml.pipeline.settings.settings_from_config` (checked, defaults filled in)."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8")) or {}
     if configfile:
-        update_config(config, yaml.safe_load(Path(configfile).read_text(encoding="utf-8")))
-    return validate_config(config, str(configfile or DEFAULT_CONFIG))
+        update_config(config, yaml.safe_load(Path(configfile).read_text(encoding="utf-8")) or {})
+    return settings_from_config(config, str(configfile or DEFAULT_CONFIG))
 
 
-def _rl_job(at: dict, kind: str, method: str, rows: int, run: RLRunConfig, experts: int, **extra) -> dict:
+def _rl_job(at: dict, kind: str, method: str, rows: int, run: RLConfig, experts: int, **extra) -> dict:
     per_step = run.prompts_per_step * experts * run.num_generations  # MEML: questions x experts x G
     return {**at, "kind": kind, "method": method, "rows": rows, "steps": run.steps, "per_step": per_step,
             "rollouts": run.steps * per_step, "max_len": run.max_completion_length, "questions": run.prompts_per_step,
             "experts": experts, **extra}
 
 
-def plan(config: dict, sizes: dict) -> list[dict]:
-    """Every job of ``config`` as a dict: kind (sft, rl, meml, eval, sample), family, dataset, seed, method, rows,
-    steps, per_step (rollouts a step), rollouts (eval, sample: generations). ``sizes``: dataset -> split -> rows."""
-    data, sft, comp, n_exp = config["data"], config["sft"], config["complementarity"], len(config["experts"]["prompts"])
-    size = {k: {d: min(sizes[d][data[f"{k}_split"][d]], data[f"max_{k}_items"] or math.inf) for d in config["datasets"]}
-            for k in ("train", "rl", "test")}
-    rl_ms = [m for a in paths.RL_ALGORITHMS for m in stages.rl_methods(config, a)]
-    meml_ms, epochs, jobs = stages.meml_methods(config), sft.get("epochs"), []
-    for fam, ds, seed in itertools.product(config["models"]["families"], config["datasets"], config["seeds"]):
+def plan(settings: Settings, sizes: dict) -> list[dict]:
+    """Every job of ``settings`` as a dict: kind (sft, rl, meml, eval, sample), family, dataset, seed, method, rows,
+    steps, per_step (rollouts a step), rollouts (eval, sample: generations). ``sizes``: dataset -> split -> rows.
+    RL and MEML-GRPO runs are resolved as the workflow resolves them (meml.pipeline.reads, sweep points included)."""
+    data, sft, comp, n_exp = settings.data, settings.sft, settings.complementarity, settings.n_experts
+    size = {k: {d: min(sizes[d][getattr(data, f"{k}_split")[d]], getattr(data, f"max_{k}_items") or math.inf)
+                for d in settings.datasets} for k in ("train", "rl", "test")}
+    rl_ms = [m for a in RL_ALGORITHMS for m in rl_methods(settings, a)]
+    meml_ms, epochs, jobs = meml_methods(settings), sft.epochs, []
+
+    def experts(m: str) -> int:  # expert prompts a method trains and is evaluated under
+        return len(Method.parse(m).experts(n_exp))
+
+    for fam, ds, seed in itertools.product(settings.models.families, settings.datasets, settings.seeds):
         at, rl, test = {"family": fam, "dataset": ds, "seed": seed}, size["rl"][ds], size["test"][ds]
-        for m in sft["methods"]:
-            rows = size["train"][ds] * (n_exp if m == "MoE-SFT" else 1)
-            steps = math.ceil(rows * epochs / sft["batch_size"]) if epochs else sft["steps"]
+        for m in sft.methods:
+            rows = size["train"][ds] * experts(m)
+            steps = math.ceil(rows * epochs / sft.batch_size) if epochs else sft.steps
             jobs.append({**at, "kind": "sft", "method": m, "rows": rows, "steps": steps,
-                         "examples": rows * epochs if epochs else steps * sft["batch_size"]})
+                         "examples": rows * epochs if epochs else steps * sft.batch_size})
         for m in rl_ms:
-            run = RLRunConfig.for_algorithm(paths.rl_algorithm(m), apply_point(config, m)["rl"])
-            rows = rl * (n_exp if m.startswith("MoE-SFT") else 1)  # (question, expert prompt) pairs
-            jobs.append(_rl_job(at, "rl", m, rows, run.for_rows(rows), 1, algorithm=paths.rl_algorithm(m)))
+            run = rl_run(settings, m, seed)
+            rows = rl * experts(m)  # (question, expert prompt) pairs
+            jobs.append(_rl_job(at, "rl", m, rows, run.for_rows(rows), 1, algorithm=run.algorithm))
         for m in meml_ms:
-            point = apply_point(config, m)
-            riel = MEMLConfig.for_method(m, point["meml"])
-            run = riel.grpo_run(RLRunConfig.for_algorithm("GRPO", point["rl"]), n_exp).for_rows(rl)
-            jobs.append(_rl_job(at, "meml", m, rl, run, len(riel.experts(n_exp)), iml=riel.iml, hsft=riel.hsft))
+            riel, run = meml_run(settings, m, seed)
+            jobs.append(_rl_job(at, "meml", m, rl, run.for_rows(rl), len(riel.experts(n_exp)), iml=riel.iml,
+                                hsft=riel.hsft))
         jobs += [{**at, "kind": "eval", "method": m, "rows": test,  # every test item under each inference prompt
-                  "rollouts": test * len(paths.method_experts(m, n_exp))} for m in sft["methods"] + rl_ms + meml_ms]
-        n = min(test, comp["max_items"] or math.inf)
-        jobs += [{**at, "kind": "sample", "method": f"Expert{k}-SFT", "rows": n, "rollouts": n * comp["samples"]}
-                 for k in complementarity_experts(config)]
+                  "rollouts": test * experts(m)} for m in sft.methods + rl_ms + meml_ms]
+        n = min(test, comp.max_items or math.inf)
+        jobs += [{**at, "kind": "sample", "method": f"Expert{k}-SFT", "rows": n, "rollouts": n * comp.samples}
+                 for k in settings.complementarity_experts()]
     return jobs
 
 
-def lengths(config: dict, data_dir: Path) -> dict:
+def lengths(settings: Settings, data_dir: Path) -> dict:
     """Per dataset: mean prompt (system + question + template) and gold answer tokens of the local train split."""
-    system, out = statistics.mean(len(p) for p in config["experts"]["prompts"]) / CHARS_PER_TOKEN + TEMPLATE_TOKENS, {}
-    for ds in config["datasets"]:
-        folder = paths.world_dir(REPO / config["results_dir"]) if ds.startswith("synth_") else data_dir
-        split, folder = config["data"]["train_split"][ds], folder / ds.removeprefix("synth_")
+    system, out = statistics.mean(len(p) for p in settings.experts.prompts) / CHARS_PER_TOKEN + TEMPLATE_TOKENS, {}
+    for ds in settings.datasets:
+        folder = paths.world_dir(REPO / settings.results_dir) if ds.startswith("synth_") else data_dir
+        split, folder = settings.data.train_split[ds], folder / ds.removeprefix("synth_")
         found = [folder / f"{s}.jsonl" for s in (split, "train", "dev") if (folder / f"{s}.jsonl").is_file()]
         if not found:
             raise FileNotFoundError(f"no local {ds} split in {folder} to measure lengths on: pass --data-dir")
@@ -128,22 +134,22 @@ def measured(results: Path) -> dict:
     return {m: {k: (sum(v) if k == "runs" else statistics.mean(v)) for k, v in a.items() if v} for m, a in acc.items()}
 
 
-def costs(jobs: list[dict], config: dict, lens: dict, meas: dict, opt) -> dict:
+def costs(jobs: list[dict], settings: Settings, lens: dict, meas: dict, opt) -> dict:
     """Add tokens and GPU-seconds (gen_s, train_s, fixed_s, gpu_s) to every job in place; return the rates used."""
     used = {k: statistics.mean([v[k] for v in meas.values() if k in v] or [default])  # pooled over the runs
             for k, default in (("share", 0.4), ("mutual", 1.0), ("buffer", 0.1), ("rounds", 1.0))}
     used.update(share=opt.completion_ratio or used["share"],  # IS-correction forward: 2N of the 8N FLOPs of a pass
-                logprob=0.25 if config["compute"]["vllm"]["rollouts"] else 0.0)
-    gpus, n_exp = config["compute"]["num_processes"], len(config["experts"]["prompts"])
+                logprob=0.25 if settings.compute.vllm.rollouts else 0.0)
+    gpus, n_exp = settings.compute.num_processes, settings.n_experts
     answers = [None if s["kind"] in ("gold", "programmatic") else opt.teacher_tokens  # None: the gold length
-               for s in config["experts"]["sources"]]
+               for s in settings.experts.sources]
     for j in jobs:
         L, tps = lens[j["dataset"]], {k: v.get(j["family"], next(iter(v.values()))) for k, v in opt.tps.items()}
         j.update(gen_s=0.0, train_s=0.0, fixed_s=0.0, extra_tokens=0.0)
         if j["kind"] == "sft":
-            experts = range(n_exp) if j["method"] == "MoE-SFT" else [int(j["method"][6:].split("-")[0])]
+            experts = Method.parse(j["method"]).experts(n_exp)
             answer = statistics.mean(answers[k] or L["answer0"] for k in experts)
-            j["tokens"] = j["examples"] * min(L["prompt"] + answer, config["sft"]["max_length"])
+            j["tokens"] = j["examples"] * min(L["prompt"] + answer, settings.sft.max_length)
             j["train_s"] = j["tokens"] / tps["train_tps"]
         elif j["kind"] in ("rl", "meml"):
             share = opt.completion_ratio or meas.get(j["method"], {}).get("share", used["share"])
@@ -156,7 +162,7 @@ def costs(jobs: list[dict], config: dict, lens: dict, meas: dict, opt) -> dict:
             j.update(gen_s=j["tokens"] / tps["gen_tps"], train_s=j["trained"] / tps["train_tps"],
                      fixed_s=j["steps"] * opt.step_overhead * gpus)
         else:
-            j["tokens"] = j["rollouts"] * used["share"] * config["eval"]["max_new_tokens"]
+            j["tokens"] = j["rollouts"] * used["share"] * settings.eval.max_new_tokens
             j["gen_s"] = j["tokens"] / tps["eval_tps"]
         j["gpu_s"] = j["gen_s"] + j["train_s"] + j["fixed_s"]
     return used
@@ -170,20 +176,20 @@ def section(title: str, note: str, head: list[str], rows: list[list]) -> str:
     return f"## {title}\n\n" + "\n".join("| " + " | ".join(line) + " |" for line in lines) + f"\n\n{note}\n\n"
 
 
-def report(config: dict, jobs: list[dict], lens: dict, meas: dict, sizes: dict, used: dict, opt) -> str:
+def report(settings: Settings, jobs: list[dict], lens: dict, meas: dict, sizes: dict, used: dict, opt) -> str:
     def hours(js: list[dict], key: str = "gpu_s") -> float:
         return round(sum(j[key] for j in js) / 3600, 1)
-    fams, dss, seeds, data = config["models"]["families"], config["datasets"], config["seeds"], config["data"]
+    fams, dss, seeds, data = settings.models.families, settings.datasets, settings.seeds, settings.data
     by = {k: [j for j in jobs if j["kind"] == k] for k in KINDS}
     train, total, cells = by["sft"] + by["rl"] + by["meml"], hours(jobs), len(fams) * len(dss) * len(seeds)
     per_method = defaultdict(list)
     for j in (j for j in train if j["seed"] == seeds[0]):
         per_method[j["method"]].append(j)
-    out = [f"# Compute estimate: setting `{config['setting']}`, seeds {seeds}\n\nCounted from the config; tokens and "
+    out = [f"# Compute estimate: setting `{settings.setting}`, seeds {seeds}\n\nCounted from the config; tokens and "
            "GPU-hours rest on the assumptions of docs/compute.md. Nothing here was measured on a GPU.\n\n",
            section("Data and lengths (tokens = characters / 4)", f"Teacher answers: {opt.teacher_tokens:g} tokens.",
                    ["dataset", "train / rl / test rows", "prompt tok", "expert-0 answer tok", "lengths from"],
-                   [[d, " / ".join(str(sizes[d][data[f"{k}_split"][d]]) for k in ("train", "rl", "test")),
+                   [[d, " / ".join(str(sizes[d][getattr(data, f"{k}_split")[d]]) for k in ("train", "rl", "test")),
                      round(lens[d]["prompt"]), round(lens[d]["answer0"]), lens[d]["source"]] for d in dss]),
            section("Tiny-setting measurements (seed-0 RL logs)",
                    f"Pooled: share {used['share']:.3f} (methods without a measurement, evaluation); DAPO rounds a "
@@ -236,10 +242,10 @@ def main() -> None:
     p.add_argument("--out", help="also write the report to this file")
     opt = p.parse_args()
     opt.tps = {k: {kv.split("=")[0]: float(kv.split("=")[1]) for kv in getattr(opt, k).split(",")} for k in THROUGHPUTS}
-    config = load_config(opt.configfile)
-    sizes = {d: config["world"]["splits"] if d.startswith("synth_") else SPLIT_SIZES[d] for d in config["datasets"]}
-    jobs, lens, meas = plan(config, sizes), lengths(config, REPO / opt.data_dir), measured(REPO / opt.results)
-    text = report(config, jobs, lens, meas, sizes, costs(jobs, config, lens, meas, opt), opt)
+    settings = load_settings(opt.configfile)
+    sizes = {d: settings.world.splits if d.startswith("synth_") else SPLIT_SIZES[d] for d in settings.datasets}
+    jobs, lens, meas = plan(settings, sizes), lengths(settings, REPO / opt.data_dir), measured(REPO / opt.results)
+    text = report(settings, jobs, lens, meas, sizes, costs(jobs, settings, lens, meas, opt), opt)
     print(text, end="")
     if opt.out:
         Path(opt.out).write_text(text, encoding="utf-8")

@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -24,33 +25,43 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from meml import paths  # noqa: E402
-from meml.config import load_config  # noqa: E402
+from meml.pipeline.settings import Settings, load_settings  # noqa: E402
 
 
-def sft_model_or_tiny(config: dict, tmp: Path, method: str) -> Path:
+def _in(settings: Settings, tmp: Path) -> Settings:
+    """``settings`` writing under ``tmp`` instead of its results folder."""
+    return replace(settings, results_dir=str(tmp))
+
+
+def sft_model_or_tiny(settings: Settings, tmp: Path, method: str) -> Path:
     """The Qwen ``method`` SFT model of the results folder (synthetic GSM8K, seed 0), else a random tiny model."""
-    trained = paths.sft_dir(config["results_dir"], "qwen2", "synth_gsm8k", method, 0)
+    trained = paths.sft_dir(settings.results_dir, "qwen2", "synth_gsm8k", method, 0)
     if (trained / "run.json").exists():
         return trained
-    from meml import stages
+    from meml.pipeline import stages
 
     print(f"no {method} model at {trained}: timing a randomly initialised tiny model", flush=True)
-    cfg = {**config, "results_dir": str(tmp)}
-    stages.make_world(cfg)
-    return stages.build_tiny(cfg, "qwen2")
+    stages.make_world(_in(settings, tmp))
+    return stages.build_tiny(_in(settings, tmp), "qwen2")
 
 
-def gsm8k_rl_pool(config: dict, tmp: Path) -> list:
+def gsm8k_rl_pool(settings: Settings, tmp: Path) -> list:
     """The synthetic GSM8K RL questions of the results folder, else of a world generated in ``tmp``."""
-    from meml import stages
     from meml.data import load_records
+    from meml.pipeline import stages
 
-    world = paths.world_dir(config["results_dir"])
+    world = paths.world_dir(settings.results_dir)
     if not (world / "gsm8k" / "rl.jsonl").exists():
         world = paths.world_dir(tmp)
         if not (world / "gsm8k" / "rl.jsonl").exists():
-            stages.make_world({**config, "results_dir": str(tmp)})
+            stages.make_world(_in(settings, tmp))
     return load_records("synth_gsm8k", "rl", world)
+
+
+def timed_run(settings: Settings, algorithm: str, steps: int, **changes):
+    """The workflow's ``algorithm`` run (seed 0, ``threads_per_job``) for ``steps`` steps and no checkpoint."""
+    run = settings.rl.run(algorithm, 0, settings.threads_per_job)
+    return replace(run, steps=steps, save_steps=10_000, **changes)
 
 
 class StepTimer:
@@ -72,11 +83,10 @@ class StepTimer:
         self.callback = _Callback()
 
 
-def time_algorithm(algorithm: str, model: Path, rows: list[dict], settings: dict, steps: int, tmp: Path) -> dict:
+def time_algorithm(algorithm: str, model: Path, rows: list[dict], settings: Settings, steps: int, tmp: Path) -> dict:
     from baselines.rl import build_trainer
-    from baselines.rl_config import RLRunConfig
 
-    run = RLRunConfig.for_algorithm(algorithm, {**settings, "steps": steps + 1, "save_steps": 10_000})
+    run = timed_run(settings, algorithm, steps + 1)
     timer = StepTimer()
     trainer = build_trainer(model, rows, "gsm8k", run, tmp / algorithm, [timer.callback])
     trainer.train()
@@ -100,15 +110,15 @@ def main() -> None:
 
     from baselines.rl import rl_rows
 
-    config = load_config(args.config)
-    torch.set_num_threads(config["threads_per_job"])
+    settings = load_settings(args.config)
+    torch.set_num_threads(settings.threads_per_job)
     with tempfile.TemporaryDirectory(prefix="meml-bench-") as tmp:
         tmp = Path(tmp)
-        model = Path(args.model) if args.model else sft_model_or_tiny(config, tmp, "Expert1-SFT")
-        rows = rl_rows(gsm8k_rl_pool(config, tmp), [1], config["experts"]["prompts"])
-        settings = {**config["rl"], "threads": config["threads_per_job"]}  # RLRunConfig applies rl.algorithms
-        print(f"model {model}; {settings['prompts_per_step']} prompts x {settings['num_generations']} completions, "
-              f"<= {settings['max_completion_length']} tokens, {config['threads_per_job']} thread(s)", flush=True)
+        model = Path(args.model) if args.model else sft_model_or_tiny(settings, tmp, "Expert1-SFT")
+        rows = rl_rows(gsm8k_rl_pool(settings, tmp), [1], settings.experts.prompts)
+        rl = settings.rl  # each algorithm's run adds its presets and rl.algorithms.<name>
+        print(f"model {model}; {rl.prompts_per_step} prompts x {rl.num_generations} completions, "
+              f"<= {rl.max_completion_length} tokens, {settings.threads_per_job} thread(s)", flush=True)
         results = {}
         for algorithm in args.algorithms:
             results[algorithm] = time_algorithm(algorithm, model, rows, settings, args.steps, tmp)

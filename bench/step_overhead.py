@@ -22,8 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rl_step import StepTimer, gsm8k_rl_pool, sft_model_or_tiny  # noqa: E402
-from meml.config import load_config  # noqa: E402
+from bench.rl_step import StepTimer, gsm8k_rl_pool, sft_model_or_tiny, timed_run  # noqa: E402
+from meml.pipeline.settings import load_settings  # noqa: E402
 
 
 def _time(trainer, timer: StepTimer) -> float:
@@ -43,34 +43,31 @@ def main() -> None:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from baselines.grpo_trainers import SparsityGRPOTrainer
     from baselines.rl import rl_rows
-    from baselines.rl_config import RLRunConfig
-    from meml.losses import HardExampleBuffer
+    from meml.method.config import MEMLConfig
+    from meml.method.trainer import MEMLGRPOTrainer, meml_rows
     from meml.rewards import make_reward_function
-    from meml.trainer import MEMLGRPOTrainer, meml_rows
+    from meml.training.grpo import SparsityGRPOTrainer
 
-    config = load_config(args.config)
-    torch.set_num_threads(config["threads_per_job"])
-    prompts = config["experts"]["prompts"]
-    n = len(prompts)
+    settings = load_settings(args.config)
+    torch.set_num_threads(settings.threads_per_job)
+    prompts = settings.experts.prompts
+    n = settings.n_experts
     with tempfile.TemporaryDirectory(prefix="meml-bench-") as tmp:
         tmp = Path(tmp)
-        model_dir = Path(args.model) if args.model else sft_model_or_tiny(config, tmp, "MoE-SFT")
-        records = gsm8k_rl_pool(config, tmp)
-        settings = config["rl"]
-        g = settings["num_generations"]
+        model_dir = Path(args.model) if args.model else sft_model_or_tiny(settings, tmp, "MoE-SFT")
+        records = gsm8k_rl_pool(settings, tmp)
+        g = settings.rl.num_generations
         reward = [make_reward_function("gsm8k")]
         print(f"model {model_dir}; {args.questions} questions x {n} experts x {g} samples = "
-              f"{args.questions * n * g} completions per step, <= {settings['max_completion_length']} tokens",
+              f"{args.questions * n * g} completions per step, <= {settings.rl.max_completion_length} tokens",
               flush=True)
 
         def load():
             return (AutoModelForCausalLM.from_pretrained(str(model_dir)),
                     AutoTokenizer.from_pretrained(str(model_dir), padding_side="left"))
 
-        base_run = RLRunConfig.for_algorithm("GRPO", {**settings, "prompts_per_step": args.questions * n,
-                                                      "steps": args.steps + 1, "save_steps": 10_000})
+        base_run = timed_run(settings, "GRPO", args.steps + 1, prompts_per_step=args.questions * n)
         timer = StepTimer()
         model, tokenizer = load()
         baseline = SparsityGRPOTrainer(model=model, reward_funcs=reward, args=base_run.grpo_config(tmp / "grpo"),
@@ -78,15 +75,16 @@ def main() -> None:
                                        processing_class=tokenizer, callbacks=[timer.callback])
         grpo = _time(baseline, timer)
 
-        meml_run = RLRunConfig.for_algorithm("GRPO", {**settings, "prompts_per_step": args.questions,
-                                                      "steps": args.steps + 1, "save_steps": 10_000})
+        meml_run = timed_run(settings, "GRPO", args.steps + 1, prompts_per_step=args.questions)
+        # mutual learning with the teacher term; a buffer of Q items, entered always at a low bar (fills about
+        # every other step); every other MEML setting at its default
+        riel = MEMLConfig(lambda1=0.1, lambda2=0.1, teacher_term=True, buffer_capacity=max(1, args.questions),
+                          buffer_k=g // 2, buffer_probability="always")
         timer = StepTimer()
         model, tokenizer = load()
-        buffer = HardExampleBuffer(capacity=max(1, args.questions), k=g // 2, probability="always")
         meml = MEMLGRPOTrainer(model=model, reward_funcs=reward, args=meml_run.grpo_config(tmp / "meml"),
                                train_dataset=Dataset.from_list(meml_rows(records)), processing_class=tokenizer,
-                               callbacks=[timer.callback], expert_prompts=prompts, lambda1=0.1, lambda2=0.1,
-                               teacher_term=True, buffer=buffer)
+                               callbacks=[timer.callback], meml=riel, expert_prompts=prompts)
         meml_time = _time(meml, timer)
         print(f"MoE-SFT-GRPO: {grpo:.2f} s/step; MEML-GRPO: {meml_time:.2f} s/step "
               f"({meml.sft_updates} buffer SFT updates in {args.steps + 1} steps)", flush=True)

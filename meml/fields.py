@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 
 def setting(help: str, default=MISSING, *, factory=None, setting: bool = True, **bounds):
-    """A dataclass field with its help text, bounds (``ge``, ``gt``, ``le``, ``min_items``, ``items``) and
+    """A dataclass field with its help text, bounds (``ge``, ``gt``, ``le``, ``pattern``, ``min_items``, ``items``) and
     ``setting=False`` for run-only fields the workflow config does not set."""
     metadata = {"help": help, SETTING: setting, **bounds}
     if factory is not None:
@@ -98,6 +98,13 @@ def _bound_problem(meta: dict, value) -> str | None:
     values = value if isinstance(value, (list, tuple)) else [value]
     if isinstance(value, dict):
         values = list(value.values())
+    if "pattern" in meta:
+        import re
+
+        strings = value if isinstance(value, (list, tuple)) else [value]
+        for v in strings:
+            if isinstance(v, str) and not re.search(meta["pattern"], v):
+                return f"{v!r} does not match {meta['pattern']!r}"
     if "min_items" in meta and isinstance(value, (list, tuple)) and len(value) < meta["min_items"]:
         return f"needs at least {meta['min_items']} item(s), got {len(value)}"
     for v in values:
@@ -159,8 +166,9 @@ def from_mapping(cls, mapping, where: str):
     except ConfigError:
         raise
     except (ValueError, TypeError) as err:
-        message = str(err)
-        raise ConfigError(message if message.startswith(where) else f"{where}: {message}") from err
+        message, short = str(err), where.split(".", 1)[-1]
+        named = message.startswith((where, short + ".", short + ":", short + " "))
+        raise ConfigError(message if named else f"{where}: {message}") from err
 
 
 def to_mapping(obj) -> dict:
@@ -216,7 +224,7 @@ def _type_schema(tp) -> dict:
 
 
 def _with_bounds(schema: dict, meta: dict) -> dict:
-    bounds = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum"}
+    bounds = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "pattern": "pattern"}
     extra = {bounds[k]: meta[k] for k in bounds if k in meta}
     if not extra and "min_items" not in meta:
         return schema

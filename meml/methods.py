@@ -24,9 +24,8 @@ TAG = "+"
 _SFT = re.compile(r"(?:Expert(?P<expert>\d+)|MoE)-SFT")
 _RL = re.compile(_SFT.pattern + r"-(?P<algorithm>GRPO|Dr\.GRPO|DAPO)")
 _MEML = re.compile(r"MEML-GRPO(?:-Expert(?P<expert>\d+))?(?P<nohsft>-noHSFT)?(?P<noiml>-noIML)?")
-SFT_PATTERN = f"^{_SFT.pattern}$"
-RL_PATTERN = f"^{_RL.pattern}$"
-MEML_PATTERN = f"^{_MEML.pattern}$"
+# the same grammar as plain patterns (no named groups) for the JSON schema
+SFT_PATTERN, RL_PATTERN, MEML_PATTERN = (re.sub(r"\?P<\w+>", "", f"^{p.pattern}$") for p in (_SFT, _RL, _MEML))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from meml.methods import Method
 
+
 def world_dir(root: str | Path) -> Path:
     """Synthetic benchmark files, one folder per task in the original schemas."""
     return Path(root) / "data" / "synth"

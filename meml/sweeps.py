@@ -22,7 +22,7 @@ import numbers
 from dataclasses import replace
 from pathlib import Path
 
-from meml.methods import RL_ALGORITHMS, TAG, Method
+from meml.methods import RL_ALGORITHMS, Method
 
 SECTIONS = ("rl", "meml")
 NOT_OPTIONS = {"rl": {"methods", "algorithms"}, "meml": {"methods", "report_expert"}}

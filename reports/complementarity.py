@@ -157,11 +157,11 @@ def collect(settings) -> pd.DataFrame:
         for dataset in settings.datasets:
             for seed in settings.seeds:
                 files = {k: paths.sampled_file(root, family, dataset, f"Expert{k}-SFT", seed, k) for k in experts}
-                correct, settings = correctness(files)
+                correct, sampling = correctness(files)
                 for expert, values in measures(correct).items():
                     rows.append({"family": family, "dataset": dataset, "seed": seed, "expert": expert,
-                                 "items": settings["n"], "samples": settings["samples"],
-                                 "temperature": settings["temperature"], **values})
+                                 "items": sampling["n"], "samples": sampling["samples"],
+                                 "temperature": sampling["temperature"], **values})
     return pd.DataFrame(rows)
 
 

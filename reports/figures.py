@@ -29,8 +29,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from meml import paths
-from meml.methods import Method
 from meml.io import write_bytes_atomic
+from meml.methods import Method
 from meml.records import task_of
 from reports.markdown import FAMILY_NAMES
 from reports.stats import mean_interval

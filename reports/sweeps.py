@@ -15,10 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from meml import paths
-from meml.methods import TAG, Method
 from meml.io import write_text_atomic
+from meml.methods import TAG, Method
 from meml.records import task_of
-from meml.sweeps import format_value, meml_methods, point_of, rl_algorithms, rl_methods, short_name
+from meml.sweeps import (
+    format_value,
+    meml_methods,
+    point_of,
+    rl_algorithms,
+    rl_methods,
+    short_name,
+)
 from reports.figures import save_figure
 from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
 from reports.summary import display_table, per_seed, summarize, wide_numbers

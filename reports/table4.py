@@ -16,15 +16,21 @@ import numpy as np
 import pandas as pd
 
 from meml import paths
-from meml.methods import Method
 from meml.io import write_text_atomic
+from meml.methods import Method
 from meml.records import task_of
 from reports.latex import latex_table
 from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
 from reports.paired import read_outcomes
 from reports.reported import SOURCE_NOTE, reported, shows_reported
 from reports.stats import paired_bootstrap
-from reports.summary import COLUMN_NAMES, display_table, per_seed, summarize, wide_numbers
+from reports.summary import (
+    COLUMN_NAMES,
+    display_table,
+    per_seed,
+    summarize,
+    wide_numbers,
+)
 
 
 def read_json_file(path: str | Path, what: str, required: tuple[str, ...], producer: str) -> dict:

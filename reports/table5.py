@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from meml.methods import Method
 from meml.io import write_text_atomic
+from meml.methods import Method
 from reports.latex import latex_table
 from reports.markdown import FAMILY_NAMES, markdown_block, setting_lines
 from reports.summary import display_table, per_seed, summarize, wide_numbers

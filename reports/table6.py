@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from meml import paths
-from meml.methods import Method
 from meml.data import read_jsonl
 from meml.io import write_text_atomic
+from meml.methods import Method
 from meml.records import task_of
 from reports.latex import latex_table
 from reports.markdown import family_blocks, setting_lines

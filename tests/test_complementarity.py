@@ -1,6 +1,5 @@
 """Error-complementarity analysis: the measures on hand-made sampled files, the tables, the sampling."""
 
-import copy
 import json
 import math
 import shutil
@@ -10,11 +9,19 @@ import pandas as pd
 import pytest
 
 from meml import paths
-from meml.config import ConfigError, complementarity_experts, load_config, validate_config
 from meml.data import load_records
 from meml.evaluation import sample_model, write_task_docs
-from reports.complementarity import (ALL_WRONG, ANOTHER, ERROR_RATE, measures, read_sampled, solved_by,
-                                     write_complementarity)
+from meml.fields import ConfigError
+from meml.pipeline.settings import load_settings, settings_from_config, with_changes
+from reports.complementarity import (
+    ALL_WRONG,
+    ANOTHER,
+    ERROR_RATE,
+    measures,
+    read_sampled,
+    solved_by,
+    write_complementarity,
+)
 from reports.stats import mean_interval
 
 IDS = ["a", "b", "c", "d"]
@@ -59,11 +66,8 @@ def test_an_expert_without_errors_and_a_single_expert_give_nan():
 
 
 def _config(tmp_path, seeds=(0,)):
-    config = copy.deepcopy(load_config())
-    config.update(results_dir=str(tmp_path), seeds=list(seeds), datasets=["synth_gsm8k"])
-    config["models"]["families"] = ["qwen2"]
-    config["complementarity"].update(samples=2, temperature=1.0)
-    return validate_config(config)
+    return with_changes(load_settings(), results_dir=str(tmp_path), seeds=list(seeds), datasets=["synth_gsm8k"],
+                        models={"families": ["qwen2"]}, complementarity={"samples": 2, "temperature": 1.0})
 
 
 def _write(root, wrong_by_expert, seed=0, samples=2):
@@ -138,26 +142,28 @@ def test_missing_and_corrupt_sampled_files_are_named(tmp_path):
 
 
 def test_config_resolves_and_checks_the_experts():
-    config = copy.deepcopy(load_config())
-    assert complementarity_experts(config) == [0, 1, 2]
-    config["sft"]["methods"] = ["Expert1-SFT", "MoE-SFT"]
-    config["rl"]["methods"] = ["Expert1-SFT-GRPO"]
-    config["meml"]["methods"] = ["MEML-GRPO"]
-    assert complementarity_experts(validate_config(config)) == [1]
+    settings = load_settings()
+    assert settings.complementarity_experts() == [0, 1, 2]
+    settings = with_changes(settings, sft={"methods": ["Expert1-SFT", "MoE-SFT"]},
+                            rl={"methods": ["Expert1-SFT-GRPO"]}, meml={"methods": ["MEML-GRPO"]})
+    assert settings.complementarity_experts() == [1]
+    assert with_changes(settings, complementarity={"experts": [1]}).complementarity_experts() == [1]
+    config = settings.to_mapping()
     config["complementarity"]["experts"] = [0, 1]
     with pytest.raises(ConfigError, match="complementarity.experts: expert 0 needs Expert0-SFT"):
-        validate_config(config, "my.yaml")
+        settings_from_config(config, "my.yaml")
     config["complementarity"]["experts"] = [3]
     with pytest.raises(ConfigError, match="complementarity.experts: expert 3 is beyond the 3"):
-        validate_config(config, "my.yaml")
+        settings_from_config(config, "my.yaml")
     config["complementarity"]["samples"] = 0
     with pytest.raises(ConfigError, match="complementarity.samples"):
-        validate_config(config, "my.yaml")
+        settings_from_config(config, "my.yaml")
 
 
 # --------------------------------------------------------------------------- sampling through lm-eval
 
 
+@pytest.mark.slow
 def test_sample_model_draws_repeatable_samples(tiny_model_dir, small_world, tmp_path):
     records = load_records("synth_gsm8k", "test", small_world)[:3]
     docs = write_task_docs(records, tmp_path / "docs.jsonl")
@@ -176,14 +182,14 @@ def test_sample_model_draws_repeatable_samples(tiny_model_dir, small_world, tmp_
     assert run(6) != rows
 
 
+@pytest.mark.slow
 def test_sample_stage_and_table_end_to_end(tiny_model_dir, small_world, tmp_path):
     """The stage on stand-in expert models (the random tiny model), then the report on its files."""
-    from meml import stages
+    from meml.pipeline import stages
 
     shutil.copytree(small_world, paths.world_dir(tmp_path))
-    config = _config(tmp_path)
-    config["complementarity"].update(max_items=4, samples=2)
-    config["eval"].update(max_new_tokens=6, batch_size=16)
+    config = with_changes(_config(tmp_path), complementarity={"max_items": 4, "samples": 2},
+                          eval={"max_new_tokens": 6, "batch_size": 16})
     for k in range(3):
         model = paths.sft_dir(tmp_path, "qwen2", "synth_gsm8k", f"Expert{k}-SFT", 0)
         shutil.copytree(tiny_model_dir, model)
@@ -193,6 +199,7 @@ def test_sample_stage_and_table_end_to_end(tiny_model_dir, small_world, tmp_path
     summary = json.loads(written[1].with_suffix(".json").read_text())
     assert summary["n"] == 4 and summary["samples"] == 2 and summary["expert"] == 1
     assert summary["sampling_seed"] == 1 and {"config", "git_commit"} <= set(summary)
+    assert summary["config"] == config.to_mapping()  # the whole settings tree
     assert 0.0 <= summary["error_rate"] <= 1.0
     md, _, _ = write_complementarity(config)
     assert "| synth_gsm8k | Expert2 |" in md.read_text()

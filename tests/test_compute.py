@@ -1,18 +1,19 @@
-"""Where jobs run (meml/compute.py) and the options the paper setting needs: epochs, gradient accumulation,
+"""Where jobs run (meml/training/compute.py) and the options the paper setting needs: epochs, gradient accumulation,
 prompt/completion SFT masks, vLLM and accelerate settings, multi-process training."""
 
-import copy
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from baselines.rl_config import RLRunConfig
-from meml.compute import ComputeConfig
-from meml.config import ConfigError, load_config, validate_config
+from meml.fields import ConfigError
+from meml.pipeline.settings import load_settings, settings_from_config
+from meml.training.compute import ComputeConfig, VLLMConfig
+from meml.training.rl_config import RLConfig
 from tests.conftest import REPO_ROOT
 
 PAPER_GPU = {"device": "cuda", "precision": "bf16", "launcher": "accelerate", "accelerate_config": "a.yaml",
@@ -20,8 +21,8 @@ PAPER_GPU = {"device": "cuda", "precision": "bf16", "launcher": "accelerate", "a
 
 
 def test_defaults_are_one_cpu_process():
-    compute = ComputeConfig.from_config(load_config())
-    assert compute == ComputeConfig()
+    compute = load_settings().compute
+    assert compute == ComputeConfig() and compute.vllm == VLLMConfig()
     assert compute.trainer_args() == {"use_cpu": True, "bf16": False, "activation_checkpointing": False}
     assert compute.grpo_args() == {"use_vllm": False}
     assert compute.launch_command("py") == '"py" -m meml'
@@ -29,68 +30,85 @@ def test_defaults_are_one_cpu_process():
 
 
 def test_gpu_settings_translate_to_trl_and_accelerate():
-    compute = ComputeConfig.from_config({"compute": {**PAPER_GPU, "gradient_checkpointing": True,
-                                                     "vllm": {"rollouts": True, "gpu_memory_utilization": 0.4}}})
+    settings = settings_from_config({
+        "compute": {**PAPER_GPU, "gradient_checkpointing": True, "vllm": {"rollouts": True, "gpu_memory_utilization": 0.4}},
+        "meml": {"questions_per_step": 8}})  # whole questions on each of the 8 processes
+    compute = settings.compute
+    assert compute.vllm == VLLMConfig(rollouts=True, gpu_memory_utilization=0.4)
     assert compute.trainer_args() == {"use_cpu": False, "bf16": True, "activation_checkpointing": True}
     assert compute.grpo_args() == {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.4,
                                    "vllm_tensor_parallel_size": 1}
     assert compute.launch_command("py") == ('"py" -m accelerate.commands.launch --config_file "a.yaml" '
                                             "--num_processes 8 -m meml")
-    server = ComputeConfig(device="cuda", vllm_rollouts=True, vllm_mode="server", vllm_server_base_url="http://h:8000")
+    server = ComputeConfig(device="cuda", vllm=VLLMConfig(rollouts=True, mode="server", server_base_url="http://h:8000"))
     assert server.grpo_args() == {"use_vllm": True, "vllm_mode": "server", "vllm_server_base_url": "http://h:8000"}
     assert ComputeConfig(device="cuda", precision="bf16").eval_dtype() == "bfloat16"
 
 
 @pytest.mark.parametrize("settings, message", [
     ({"precision": "bf16"}, "compute.precision bf16 needs compute.device cuda"),
-    ({"vllm": {"rollouts": True}}, "compute.vllm_rollouts needs compute.device cuda"),
+    ({"vllm": {"rollouts": True}}, "compute.vllm.rollouts needs compute.device cuda"),
     ({"eval_backend": "vllm"}, "compute.eval_backend vllm needs compute.device cuda"),
-    ({"device": "cuda", "vllm": {"rollouts": True, "mode": "server"}}, "compute.vllm_mode server needs"),
+    ({"device": "cuda", "vllm": {"rollouts": True, "mode": "server"}}, "compute.vllm.mode server needs"),
     ({"launcher": "accelerate"}, "compute.launcher accelerate needs compute.accelerate_config"),
     ({"num_processes": 2}, "compute.num_processes > 1 needs compute.launcher accelerate"),
-    ({"device": "tpu"}, "compute.device: expected one of ('cpu', 'cuda')"),
-    ({"gpus": 1}, "compute: unknown setting(s) ['gpus']"),
+    ({"device": "tpu"}, "compute.device: 'tpu' is not one of ['cpu', 'cuda']"),
+    ({"gpus": 1}, "compute: Additional properties are not allowed ('gpus' was unexpected)"),
+    ({"vllm_rollouts": True}, "compute: Additional properties are not allowed ('vllm_rollouts' was unexpected)"),
+    ({"vllm": {"rollout": True}}, "compute.vllm: Additional properties are not allowed ('rollout' was unexpected)"),
+    ({"vllm": {"gpu_memory_utilization": 1.5}}, "compute.vllm.gpu_memory_utilization: 1.5 is greater than the maximum"),
 ])
 def test_bad_compute_settings_name_the_key(settings, message):
-    with pytest.raises(ValueError, match=__import__("re").escape(message)):
-        ComputeConfig.from_config({"compute": settings})
+    with pytest.raises(ConfigError, match="my.yaml: (?s:.*)" + re.escape(message)):
+        settings_from_config({"compute": settings}, "my.yaml")
 
 
-def test_config_errors_name_the_file_and_key():
-    config = copy.deepcopy(load_config())
-    config["compute"]["precision"] = "bf16"
-    with pytest.raises(ConfigError, match=r"my\.yaml: compute\.precision bf16 needs compute\.device cuda"):
-        validate_config(config, "my.yaml")
-    config = copy.deepcopy(load_config())
-    config["compute"].update(launcher="accelerate", accelerate_config="workflow/accelerate/ddp.yaml", num_processes=5)
-    with pytest.raises(ConfigError, match=r"48 completions per step .* do not split over 5 process\(es\)"):
-        validate_config(config, "my.yaml")
-    config = copy.deepcopy(load_config())  # 48 rollouts split over 4 GPUs, but MEML's 2 questions a step do not
-    config["compute"].update(launcher="accelerate", accelerate_config="workflow/accelerate/ddp.yaml", num_processes=4)
-    with pytest.raises(ConfigError, match=r"meml.methods: MEML-GRPO samples 2 questions a step, which do not split "
-                                          r"over compute.num_processes 4"):
-        validate_config(config, "my.yaml")
-    config["compute"]["num_processes"] = 2
-    validate_config(config, "my.yaml")
-    config = copy.deepcopy(load_config())
-    config["rl"]["gradient_accumulation_steps"] = 2
-    with pytest.raises(ConfigError, match=r"meml.methods: MEML-GRPO: .*rl.gradient_accumulation_steps must be 1"):
-        validate_config(config, "my.yaml")
+@pytest.mark.parametrize("fields, message", [
+    ({"device": "tpu"}, "compute.device: expected one of ['cpu', 'cuda']"),
+    ({"vllm": VLLMConfig(rollouts=True)}, "compute.vllm.rollouts needs compute.device cuda"),
+])
+def test_compute_dataclasses_check_themselves(fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ComputeConfig(**fields)
+
+
+def test_vllm_settings_check_themselves():
+    with pytest.raises(ValueError, match=re.escape("compute.vllm.gpu_memory_utilization: must be <= 1")):
+        VLLMConfig(gpu_memory_utilization=1.5)
+    with pytest.raises(ValueError, match=re.escape("compute.vllm.mode: expected one of ['colocate', 'server']")):
+        VLLMConfig(mode="remote")
+
+
+def test_config_errors_name_the_file_and_key(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text("compute:\n  precision: bf16\n")
+    with pytest.raises(ConfigError, match=r"my\.yaml: (compute: )?compute\.precision bf16 needs compute\.device cuda"):
+        load_settings(path)
+    ddp = {"launcher": "accelerate", "accelerate_config": "workflow/accelerate/ddp.yaml"}
+    with pytest.raises(ConfigError, match=r"my\.yaml: .*48 completions per step .* do not split over 5 process\(es\)"):
+        settings_from_config({"compute": {**ddp, "num_processes": 5}}, "my.yaml")
+    # 48 rollouts split over 4 GPUs, but MEML's 2 questions a step do not
+    with pytest.raises(ConfigError, match=r"my\.yaml: meml.methods: MEML-GRPO samples 2 questions a step, which do "
+                                          r"not split over compute.num_processes 4"):
+        settings_from_config({"compute": {**ddp, "num_processes": 4}}, "my.yaml")
+    assert settings_from_config({"compute": {**ddp, "num_processes": 2}}, "my.yaml").compute.num_processes == 2
+    with pytest.raises(ConfigError, match=r"my\.yaml: meml.methods: MEML-GRPO: .*rl.gradient_accumulation_steps "
+                                          r"must be 1"):
+        settings_from_config({"rl": {"gradient_accumulation_steps": 2}}, "my.yaml")
 
 
 def test_epochs_set_the_steps_from_the_rows():
-    run = RLRunConfig.for_algorithm("GRPO", {"epochs": 1, "prompts_per_step": 32, "steps": 5})
+    run = RLConfig(algorithm="GRPO", epochs=1, prompts_per_step=32, steps=5)
     assert run.for_rows(7473).steps == 234  # ceil(7473 / 32): GSM8K's train split, one pass
     assert run.for_rows(3 * 7473).steps == 701  # MoE start: every question under 3 prompts
-    assert RLRunConfig.for_algorithm("GRPO", {"epochs": 0.5, "prompts_per_step": 4}).for_rows(10).steps == 2
-    assert RLRunConfig.for_algorithm("GRPO", {"steps": 5}).for_rows(1000).steps == 5  # no epochs: unchanged
-    with pytest.raises(ValueError, match="rl.epochs must be > 0"):
-        RLRunConfig.for_algorithm("GRPO", {"epochs": 0})
+    assert RLConfig(algorithm="GRPO", epochs=0.5, prompts_per_step=4).for_rows(10).steps == 2
+    assert RLConfig(algorithm="GRPO", steps=5).for_rows(1000).steps == 5  # no epochs: unchanged
+    with pytest.raises(ValueError, match="rl.epochs: must be > 0"):
+        RLConfig(algorithm="GRPO", epochs=0)
 
 
 def test_micro_batches_split_the_step_over_processes_and_accumulation(tmp_path):
-    run = RLRunConfig.for_algorithm("GRPO", {"prompts_per_step": 4, "num_generations": 4,
-                                             "gradient_accumulation_steps": 2})
+    run = RLConfig(algorithm="GRPO", prompts_per_step=4, num_generations=4, gradient_accumulation_steps=2)
     args = run.grpo_config(tmp_path)
     # one generation round of 16 completions per optimizer step, trained in 2 slices of 8
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps, args.steps_per_generation) == (8, 2, 2)
@@ -107,36 +125,41 @@ def _rows(small_world, n=8):
     return rl_rows(load_records("synth_gsm8k", "train", small_world)[:n], [0], ["P0"])
 
 
+@pytest.mark.slow
 def test_accumulated_micro_batches_train_the_configured_steps(tiny_model_dir, small_world, tmp_path):
     from safetensors.torch import load_file
 
-    from baselines.rl import train_rl
-    from baselines.rl_log import read_log
+    from baselines.rl import build_trainer
+    from meml.training.rl import train_rl
+    from meml.training.rl_log import read_log
 
-    run = RLRunConfig.for_algorithm("GRPO", {"steps": 2, "prompts_per_step": 2, "num_generations": 4,
-                                             "max_completion_length": 12, "gradient_accumulation_steps": 2,
-                                             "learning_rate": 1e-2, "save_steps": 5})
-    metrics = train_rl(tiny_model_dir, _rows(small_world), "gsm8k", run, tmp_path / "out", tmp_path / "work")
+    run = RLConfig(algorithm="GRPO", steps=2, prompts_per_step=2, num_generations=4, max_completion_length=12,
+                   gradient_accumulation_steps=2, learning_rate=1e-2, save_steps=5)
+    metrics = train_rl(tiny_model_dir, _rows(small_world), "gsm8k", run, tmp_path / "out", tmp_path / "work",
+                       build=build_trainer)
     assert metrics["steps"] == 2 and metrics["num_processes"] == 1
     assert [r["step"] for r in read_log(tmp_path / "out" / "metrics.jsonl")] == [1, 2]
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow
 def test_rl_epochs_resolve_against_the_run_rows(tiny_model_dir, small_world, tmp_path):
-    from baselines.rl import train_rl
+    from baselines.rl import build_trainer
+    from meml.training.rl import train_rl
 
-    run = RLRunConfig.for_algorithm("GRPO", {"epochs": 1, "steps": 99, "prompts_per_step": 4, "num_generations": 2,
-                                             "max_completion_length": 8, "save_steps": 5})
-    metrics = train_rl(tiny_model_dir, _rows(small_world, n=6), "gsm8k", run, tmp_path / "out", tmp_path / "work")
+    run = RLConfig(algorithm="GRPO", epochs=1, steps=99, prompts_per_step=4, num_generations=2,
+                   max_completion_length=8, save_steps=5)
+    metrics = train_rl(tiny_model_dir, _rows(small_world, n=6), "gsm8k", run, tmp_path / "out", tmp_path / "work",
+                       build=build_trainer)
     assert metrics["steps"] == 2  # ceil(6 rows / 4 prompts a step)
     saved = json.loads((tmp_path / "out" / "run.json").read_text())
     assert saved["settings"]["epochs"] == 1 and saved["settings"]["steps"] == 2
 
 
 def test_prompt_completion_rows_keep_the_answer_apart():
-    from baselines.sft import prompt_completion_rows
     from meml.prompts import conversation
+    from meml.training.sft import prompt_completion_rows
 
     rows = prompt_completion_rows([{"messages": conversation("Q?", "A. #### 1", "You are Expert 1.")}])
     assert rows == [{"prompt": [{"role": "system", "content": "You are Expert 1."}, {"role": "user", "content": "Q?"}],
@@ -146,21 +169,22 @@ def test_prompt_completion_rows_keep_the_answer_apart():
 
 
 def _sft_rows(small_world, n=16):
-    from baselines.sft import conversations
     from meml.data import load_records
+    from meml.training.sft import conversations
 
     records = load_records("synth_gsm8k", "train", small_world)[:n]
     return conversations([r.question for r in records], [r.rationale for r in records], "You are Expert 0.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer_mask", ["chat_template", "prompt_completion"])
 def test_both_answer_masks_train_on_the_answer_only(answer_mask, tiny_model_dir, small_world, tmp_path):
     """Both ways of masking give the same labels: the answer and its end-of-turn token, nothing of the prompt."""
+    from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-    from datasets import Dataset
 
-    from baselines.sft import prompt_completion_rows
+    from meml.training.sft import prompt_completion_rows
 
     rows = _sft_rows(small_world, n=2)
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
@@ -178,13 +202,14 @@ def test_both_answer_masks_train_on_the_answer_only(answer_mask, tiny_model_dir,
     assert tokenizer.decode(trained).strip() == answer + "<|im_end|>"
 
 
+@pytest.mark.slow
 def test_sft_epochs_and_prompt_completion_mask(tiny_model_dir, small_world, tmp_path):
     from safetensors.torch import load_file
 
-    from baselines.sft import SFTRunConfig, train_sft
+    from meml.training.sft import SFTConfig, train_sft
 
-    run = SFTRunConfig(steps=999, num_train_epochs=1, batch_size=8, gradient_accumulation_steps=2,
-                       answer_mask="prompt_completion", learning_rate=1e-2, warmup_ratio=0.0)
+    run = SFTConfig(steps=999, epochs=1, batch_size=8, gradient_accumulation_steps=2,
+                    answer_mask="prompt_completion", learning_rate=1e-2, warmup_ratio=0.0)
     metrics = train_sft(tiny_model_dir, _sft_rows(small_world), run, tmp_path / "out")
     assert metrics["steps"] == 2 and metrics["num_processes"] == 1  # 16 rows, one epoch, global batch 8
     assert not (tmp_path / ".out.trainer").exists() and not (tmp_path / ".out.saving").exists()
@@ -193,7 +218,7 @@ def test_sft_epochs_and_prompt_completion_mask(tiny_model_dir, small_world, tmp_
     assert json.loads((tmp_path / "out" / "run.json").read_text())["settings"]["answer_mask"] == "prompt_completion"
     with pytest.raises(ValueError, match=r"sft.batch_size 8 does not split over 1 process\(es\) x "
                                          r"gradient_accumulation_steps 3"):
-        train_sft(tiny_model_dir, _sft_rows(small_world), SFTRunConfig(batch_size=8, gradient_accumulation_steps=3),
+        train_sft(tiny_model_dir, _sft_rows(small_world), SFTConfig(batch_size=8, gradient_accumulation_steps=3),
                   tmp_path / "bad")
 
 
@@ -210,24 +235,27 @@ def test_vllm_evaluation_needs_the_gpu_extra(tmp_path):
 
 TORCHRUN_SCRIPT = """
 import json, sys
-from baselines.rl import rl_rows, train_rl
-from baselines.rl_config import RLRunConfig
+from baselines.rl import build_trainer, rl_rows
 from meml.data import load_records
-from meml.riel_config import MEMLConfig
-from meml.trainer import meml_rows, trainer_builder
+from meml.method.config import MEMLConfig
+from meml.method.trainer import meml_rows, trainer_builder
+from meml.methods import Method
+from meml.training.rl import train_rl
+from meml.training.rl_config import RLConfig
 
 model, world, out, method = sys.argv[1:5]
 records = load_records("synth_gsm8k", "train", world)[:12]
 prompts = ["P0", "P1", "P2"]
 common = {"steps": 2, "prompts_per_step": 6, "num_generations": 4, "max_completion_length": 8, "save_steps": 1}
 if method == "MEML-GRPO":
-    settings = MEMLConfig.for_method(method, {"buffer_k": 1, "buffer_capacity": 2, "buffer_probability": "always"})
-    run = settings.grpo_run(RLRunConfig.for_algorithm("GRPO", common), 3)
+    settings = MEMLConfig(buffer_k=1, buffer_capacity=2, buffer_probability="always").for_method(Method.parse(method))
+    run = settings.grpo_run(RLConfig(algorithm="GRPO", **common), 3)
     metrics = train_rl(model, meml_rows(records), "gsm8k", run, out + "/run", out + "/work",
                        build=trainer_builder(settings, prompts))
 else:
-    run = RLRunConfig.for_algorithm(method, common)
-    metrics = train_rl(model, rl_rows(records, [0, 1, 2], prompts), "gsm8k", run, out + "/run", out + "/work")
+    run = RLConfig(algorithm=method, **common)
+    metrics = train_rl(model, rl_rows(records, [0, 1, 2], prompts), "gsm8k", run, out + "/run", out + "/work",
+                       build=build_trainer)
 import os
 with open(f"{out}/metrics.rank{os.environ['RANK']}.json", "w") as handle:
     json.dump(metrics, handle)
@@ -271,7 +299,7 @@ class _TwoProcesses:
 
 
 def test_dapo_cuts_kept_groups_to_the_fewest_any_process_kept():
-    from baselines.grpo_trainers import DAPOTrainer
+    from baselines.dapo import DAPOTrainer
 
     def part(groups, first):
         rows = torch.arange(first, first + 2 * groups, dtype=torch.float)

@@ -12,7 +12,7 @@ import datasets
 import pytest
 
 from meml.data import load_benchmark, load_records, normalize_row, read_jsonl
-from meml.options import format_options, parse_options
+from meml.mathqa_options import format_options, parse_options
 from meml.records import RECORD_FIELDS, Record
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -9,8 +9,18 @@ import pandas as pd
 import pytest
 
 from meml import paths
-from reports.figures import (build_figure2, build_sparsity, curve, figure2_methods, read_metrics,
-                             run_curve, sparsity_methods, write_figure2, write_sparsity)
+from meml.pipeline.settings import load_settings, with_changes
+from reports.figures import (
+    build_figure2,
+    build_sparsity,
+    curve,
+    figure2_methods,
+    read_metrics,
+    run_curve,
+    sparsity_methods,
+    write_figure2,
+    write_sparsity,
+)
 
 T_2_SEEDS = 12.706  # Student-t 0.975 quantile, 1 degree of freedom
 FAMILIES = ["qwen2", "llama"]
@@ -26,8 +36,8 @@ def _value(family, dataset, method, seed, step):
 
 
 def _config(root):
-    return {"results_dir": str(root), "models": {"families": FAMILIES}, "datasets": DATASETS,
-            "seeds": [0, 1], "rl": {"methods": RL_METHODS}, "meml": {"methods": MEML_METHODS}}
+    return with_changes(load_settings(), results_dir=str(root), models={"families": FAMILIES}, datasets=DATASETS,
+                        seeds=[0, 1], rl={"methods": RL_METHODS}, meml={"methods": MEML_METHODS})
 
 
 def _write_run(root, family, dataset, method, seed):
@@ -48,7 +58,7 @@ def results(tmp_path):
     for family in FAMILIES:
         for dataset in DATASETS:
             for method in RL_METHODS + MEML_METHODS:
-                for seed in config["seeds"]:
+                for seed in config.seeds:
                     _write_run(tmp_path, family, dataset, method, seed)
     return config
 
@@ -87,10 +97,10 @@ def test_run_curve_reads_the_seeds_logs(results):
 
 
 def test_method_selection():
-    config = {"rl": {"methods": RL_METHODS},
-              "meml": {"methods": ["MEML-GRPO-noHSFT", "MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"]}}
+    config = with_changes(load_settings(), rl={"methods": RL_METHODS},
+                          meml={"methods": ["MEML-GRPO-noHSFT", "MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"]})
     assert figure2_methods(config) == RL_METHODS + ["MEML-GRPO"]
-    assert sparsity_methods(config) == RL_METHODS + config["meml"]["methods"]
+    assert sparsity_methods(config) == RL_METHODS + config.meml.methods
 
 
 def _legend_labels(fig):
@@ -129,10 +139,10 @@ def test_colours_are_the_same_across_figures(results):
 
 
 def test_write_figure2_and_sparsity_files(results):
-    small = {**results, "datasets": ["synth_gsm8k"], "rl": {"methods": ["MoE-SFT-DAPO"]},
-             "meml": {"methods": ["MEML-GRPO"]}}  # one panel per family: drawing is the slow part
+    small = with_changes(results, datasets=["synth_gsm8k"], rl={"methods": ["MoE-SFT-DAPO"]},
+                         meml={"methods": ["MEML-GRPO"]})  # one panel per family: drawing is the slow part
     written = write_figure2(small) + write_sparsity(small)
-    folder = Path(results["results_dir"]) / "figures"
+    folder = Path(results.results_dir) / "figures"
     names = ["figure2_qwen2", "figure2_llama", "figure2", "sparsity"]
     assert sorted(p.name for p in written) == sorted(f"{n}.{ext}" for n in names for ext in ("png", "pdf"))
     assert all(p.parent == folder for p in written)
@@ -151,7 +161,7 @@ def test_sparsity_panels(results):
 
 
 def test_missing_metrics_file_is_named(results):
-    path = paths.rl_dir(results["results_dir"], "llama", "synth_strategyqa", "MoE-SFT-DAPO", 1) / "metrics.jsonl"
+    path = paths.rl_dir(results.results_dir, "llama", "synth_strategyqa", "MoE-SFT-DAPO", 1) / "metrics.jsonl"
     path.unlink()
     with pytest.raises(FileNotFoundError) as err:
         build_figure2(results)

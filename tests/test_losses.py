@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from meml.losses import HardExampleBuffer, best_and_worst_experts, intra_expert_advantages, token_mean_nll
+from meml.method.losses import (
+    HardExampleBuffer,
+    best_and_worst_experts,
+    intra_expert_advantages,
+    token_mean_nll,
+)
 
 
 def _rewards():

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from baselines.grpo_trainers import SparsityGRPOTrainer
-from baselines.rl_config import RLRunConfig
-from meml.trainer import MEMLGRPOTrainer
+from meml.method.config import MEMLConfig
+from meml.method.trainer import MEMLGRPOTrainer
+from meml.methods import Method
+from meml.training.grpo import SparsityGRPOTrainer
+from meml.training.rl_config import RLConfig
 
 G = 4
 PROMPTS = ["You are Expert 0. Solve step by step.", "You are Expert 1. Solve step by step."]
@@ -16,11 +18,16 @@ def expert_reward(prompts, completions, pattern, expert, **kwargs):
     return [float(p.split("|")[e][i % G]) for i, (p, e) in enumerate(zip(pattern, expert))]
 
 
+def meml(method="MEML-GRPO-noHSFT-noIML", **fields):
+    """The MEMLConfig of ``method`` (its switches) with ``fields`` changed."""
+    return MEMLConfig(**fields).for_method(Method.parse(method))
+
+
 def _trainer(cls, model_dir, tmp_path, rows, **kwargs):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    run = RLRunConfig.for_algorithm("GRPO", {"prompts_per_step": 2, "num_generations": G, "max_completion_length": 8})
+    run = RLConfig(algorithm="GRPO", prompts_per_step=2, num_generations=G, max_completion_length=8)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     trainer = cls(model=model, reward_funcs=[expert_reward], args=run.grpo_config(tmp_path / cls.__name__),
@@ -47,8 +54,10 @@ def _baseline_inputs():
             for q in QUESTIONS for e in range(2) for _ in range(G)]
 
 
+@pytest.mark.slow
 def test_every_question_is_sampled_under_every_expert(tiny_model_dir, tmp_path):
-    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS)
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), meml=meml(), expert_prompts=PROMPTS)
+    assert trainer.expert_ids == [0, 1] and trainer.expert_prompts == PROMPTS
     rows = trainer.expand_to_experts(_meml_inputs())
     assert len(rows) == 2 * 2 * G
     assert [r["expert"] for r in rows[::G]] == [0, 1, 0, 1]
@@ -56,8 +65,26 @@ def test_every_question_is_sampled_under_every_expert(tiny_model_dir, tmp_path):
     assert rows[2 * G]["prompt"][1]["content"] == "Ann has 3 pens."
 
 
+@pytest.mark.slow
+def test_the_method_switches_reach_the_trainer(tiny_model_dir, tmp_path):
+    prompts = [*PROMPTS, "You are Expert 2. Solve step by step."]
+    full = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / "full", _meml_inputs(), expert_prompts=prompts,
+                    meml=meml("MEML-GRPO", lambda1=0.5, buffer_capacity=3, buffer_k=2, buffer_rule="ge"))
+    assert full.expert_ids == [0, 1, 2] and full.expert_prompts == prompts and full.lambda1 == 0.5
+    assert (full.buffer.capacity, full.buffer.k, full.buffer.rule) == (3, 2, "ge")
+    assert full.meml.hsft and full.meml.iml
+    ablated = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / "ablated", _meml_inputs(), expert_prompts=prompts,
+                       meml=meml("MEML-GRPO-noHSFT-noIML", lambda1=0.5, num_experts=2))
+    assert ablated.buffer is None and ablated.lambda1 == 0.0  # -noIML: lambda1 is not used
+    assert ablated.expert_ids == [0, 1] and ablated.expert_prompts == PROMPTS  # the first num_experts experts
+    single = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / "single", _meml_inputs(), expert_prompts=prompts,
+                      meml=meml("MEML-GRPO-Expert2-noIML"))
+    assert single.expert_ids == [2] and single.expert_prompts == prompts[2:] and single.buffer is not None
+
+
+@pytest.mark.slow
 def test_default_advantages_are_intra_expert_and_truncated(tiny_model_dir, tmp_path):
-    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS)
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), meml=meml(), expert_prompts=PROMPTS)
     out = trainer._generate_and_score_completions(_meml_inputs())
     expected = [0.75, 0, 0, 0, 0, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0, 0, 0]
     assert out["advantages"].tolist() == pytest.approx(expected)
@@ -67,38 +94,40 @@ def test_default_advantages_are_intra_expert_and_truncated(tiny_model_dir, tmp_p
     assert metrics["sparsity/frac_questions_all_zero"] == [0.0]  # expert 0 answers question 0 once
 
 
+@pytest.mark.slow
 def test_without_meml_terms_the_loss_equals_the_multi_expert_grpo_baseline(tiny_model_dir, tmp_path):
-    meml = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                    scale_by_std=True, positive_only=False)
+    ours = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                    meml=meml(scale_by_std=True, positive_only=False))
     baseline = _trainer(SparsityGRPOTrainer, tiny_model_dir, tmp_path, _baseline_inputs())
-    ours, theirs = meml._generate_and_score_completions(_meml_inputs()), \
+    mine, theirs = ours._generate_and_score_completions(_meml_inputs()), \
         baseline._generate_and_score_completions(_baseline_inputs())
-    assert torch.equal(ours["completion_ids"], theirs["completion_ids"])
-    assert ours["advantages"].tolist() == pytest.approx(theirs["advantages"].tolist(), abs=1e-6)
-    loss_ours, loss_theirs = meml.compute_loss(meml.model, ours), baseline.compute_loss(baseline.model, theirs)
+    assert torch.equal(mine["completion_ids"], theirs["completion_ids"])
+    assert mine["advantages"].tolist() == pytest.approx(theirs["advantages"].tolist(), abs=1e-6)
+    loss_ours, loss_theirs = ours.compute_loss(ours.model, mine), baseline.compute_loss(baseline.model, theirs)
     assert loss_ours.item() == pytest.approx(loss_theirs.item(), abs=1e-7)
     loss_ours.backward()
     loss_theirs.backward()
-    grads = [(a.grad, b.grad) for a, b in zip(meml.model.parameters(), baseline.model.parameters())]
+    grads = [(a.grad, b.grad) for a, b in zip(ours.model.parameters(), baseline.model.parameters())]
     assert any(a is not None and a.abs().max() > 0 for a, _ in grads)  # the loss is 0 at ratio 1; its gradient is not
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in grads if a is not None)
 
 
+@pytest.mark.slow
 def test_a_few_steps_train_under_every_expert(tiny_model_dir, small_world, tmp_path):
     from datasets import Dataset
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from meml.data import load_records
-    from meml.trainer import meml_rows
+    from meml.method.trainer import meml_rows
     from tests.test_rl import length_reward
 
     rows = meml_rows(load_records("synth_gsm8k", "train", small_world)[:6])
-    run = RLRunConfig.for_algorithm("GRPO", {"steps": 2, "prompts_per_step": 2, "num_generations": G,
-                                             "max_completion_length": 12, "learning_rate": 1e-2, "save_steps": 100})
+    run = RLConfig(algorithm="GRPO", steps=2, prompts_per_step=2, num_generations=G, max_completion_length=12,
+                   learning_rate=1e-2, save_steps=100)
     trainer = MEMLGRPOTrainer(model=AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
                               reward_funcs=[length_reward], args=run.grpo_config(tmp_path / "t"),
-                              train_dataset=Dataset.from_list(rows), expert_prompts=PROMPTS,
+                              train_dataset=Dataset.from_list(rows), meml=meml(), expert_prompts=PROMPTS,
                               processing_class=AutoTokenizer.from_pretrained(str(tiny_model_dir), padding_side="left"))
     trainer.train()
     before = load_file(tiny_model_dir / "model.safetensors")
@@ -124,11 +153,13 @@ def _hand_nll(model, transfer):
     return total / count
 
 
+@pytest.mark.slow
 def test_mutual_learning_moves_the_best_experts_answer_to_the_worst_prompt(tiny_model_dir, tmp_path):
     from meml.prompts import prompt_messages
 
     trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                       lambda1=0.5)
+                       meml=meml("MEML-GRPO-noHSFT", lambda1=0.5))
+    assert trainer.lambda1 == 0.5 and trainer.buffer is None
     trainer._generate_and_score_completions(_meml_inputs())
     transfer = trainer._transfer
     assert trainer._metrics["train"]["mutual/questions"] == [2.0]
@@ -150,10 +181,12 @@ def test_mutual_learning_moves_the_best_experts_answer_to_the_worst_prompt(tiny_
     assert trainer.mutual_learning_loss(model, transfer).item() < loss.item()  # p(O+ | Q, P-) went up
 
 
+@pytest.mark.slow
 def test_no_transfer_on_ties_or_without_a_correct_answer(tiny_model_dir, tmp_path):
     rows = [{**q, "pattern": p} for q, p in zip(_meml_inputs()[::G], ["1000|1000", "0000|0000"])]
     inputs = [dict(r) for r in rows for _ in range(G)]
-    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=PROMPTS, lambda1=1.0)
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=PROMPTS,
+                       meml=meml("MEML-GRPO-noHSFT", lambda1=1.0))
     out = trainer._generate_and_score_completions(inputs)
     assert trainer._transfer is None and trainer._metrics["train"]["mutual/questions"] == [0.0]
     assert trainer._metrics["train"]["sparsity/frac_questions_all_zero"] == [0.5]  # question 1: all wrong
@@ -161,20 +194,26 @@ def test_no_transfer_on_ties_or_without_a_correct_answer(tiny_model_dir, tmp_pat
     assert trainer._metrics["train"]["mutual/loss"] == [0.0]
 
 
-def test_buffer_takes_hard_groups_and_fits_them_when_full(tiny_model_dir, tmp_path):
-    from meml.losses import HardExampleBuffer
+def _buffered(**fields):
+    """MEML-GRPO-noIML (buffer, no mutual learning) whose buffer takes groups with more than 2 of 4 wrong."""
+    return meml("MEML-GRPO-noIML", **{"buffer_capacity": 10, "buffer_k": 2, "buffer_probability": "always",
+                                      **fields})
 
+
+@pytest.mark.slow
+def test_buffer_takes_hard_groups_and_fits_them_when_full(tiny_model_dir, tmp_path):
     # groups with more than 2 of 4 wrong: question 0 under both experts (3 and 4 wrong); question 1 has 2 and 0
-    buffer = HardExampleBuffer(capacity=10, k=2, probability="always")
     trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                       buffer=buffer, lambda2=0.5)
+                       meml=_buffered(lambda2=0.5))
+    buffer = trainer.buffer
+    assert trainer.lambda1 == 0.0 and (buffer.capacity, buffer.k, buffer.probability) == (10, 2, "always")
     trainer._generate_and_score_completions(_meml_inputs())
     assert [(i["question"], i["expert"]) for i in buffer.items] == [("Tom has 5 apples.", 0), ("Tom has 5 apples.", 1)]
     assert trainer._buffer_batch is None and trainer._metrics["train"]["buffer/size"] == [2.0]
 
-    buffer = HardExampleBuffer(capacity=2, k=2, probability="always")
     trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                       buffer=buffer, lambda2=0.5)
+                       meml=_buffered(lambda2=0.5, buffer_capacity=2))
+    buffer = trainer.buffer
     out = trainer._generate_and_score_completions(_meml_inputs())
     batch = trainer._buffer_batch
     assert batch is not None and buffer.items == [] and trainer.sft_updates == 1
@@ -187,37 +226,24 @@ def test_buffer_takes_hard_groups_and_fits_them_when_full(tiny_model_dir, tmp_pa
     assert trainer._metrics["train"]["buffer/sft_updates"] == [1.0]
 
 
-def test_buffer_state_travels_with_checkpoints(tiny_model_dir, tmp_path):
-    from meml.losses import HardExampleBuffer
-
-    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                       buffer=HardExampleBuffer(capacity=10, k=2, probability="always"))
-    trainer._generate_and_score_completions(_meml_inputs())
-    trainer.state.global_step = 1
-    trainer.create_optimizer_and_scheduler(num_training_steps=1)
-    trainer._save_checkpoint(trainer.model, None)
-    fresh = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / "b", _meml_inputs(), expert_prompts=PROMPTS,
-                     buffer=HardExampleBuffer(capacity=10, k=2, probability="always"))
-    fresh.load_buffer_state(tmp_path / "MEMLGRPOTrainer" / "checkpoint-1")
-    assert fresh.buffer.items == trainer.buffer.items and len(fresh.buffer.items) == 2
-
-
+@pytest.mark.slow
 def test_transfer_all_teaches_every_correct_answer_of_the_best_expert(tiny_model_dir, tmp_path):
     trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                       lambda1=1.0, transfer="all")
+                       meml=meml("MEML-GRPO-noHSFT", lambda1=1.0, transfer="all"))
     trainer._generate_and_score_completions(_meml_inputs())
     # question 0: expert 0 has 1 right answer (row 0); question 1: expert 1 has 4 (rows 12..15)
     assert trainer._transfer["rows"].tolist() == [0, 12, 13, 14, 15]
     assert trainer._metrics["train"]["mutual/questions"] == [2.0]
 
 
+@pytest.mark.slow
 def test_teacher_term_adds_the_stop_gradient_log_prob_and_keeps_the_gradient(tiny_model_dir, tmp_path):
     from trl.trainer.utils import shuffle_sequence_dict
 
     grads, values = [], []
     for teacher in (False, True):
         trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path / str(teacher), _meml_inputs(),
-                           expert_prompts=PROMPTS, lambda1=1.0, teacher_term=teacher)
+                           expert_prompts=PROMPTS, meml=meml("MEML-GRPO-noHSFT", lambda1=1.0, teacher_term=teacher))
         out = trainer._generate_and_score_completions(_meml_inputs())
         torch.manual_seed(0)
         shuffled = shuffle_sequence_dict(out)  # as TRL does before the loss: O+ must still be found
@@ -234,12 +260,11 @@ def test_teacher_term_adds_the_stop_gradient_log_prob_and_keeps_the_gradient(tin
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
 
 
+@pytest.mark.slow
 def test_buffer_can_train_on_the_experts_own_correct_answer(tiny_model_dir, tmp_path):
-    from meml.losses import HardExampleBuffer
-
-    buffer = HardExampleBuffer(capacity=10, k=2, probability="always")
     trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
-                       buffer=buffer, buffer_reference="own_rollout")
+                       meml=_buffered(buffer_reference="own_rollout"))
+    buffer = trainer.buffer
     out = trainer._generate_and_score_completions(_meml_inputs())
     # question 0: expert 0 (3 of 4 wrong) has one right answer, row 0; expert 1 (4 wrong) has none: skipped
     assert [(i["question"], i["expert"]) for i in buffer.items] == [("Tom has 5 apples.", 0)]
@@ -248,13 +273,16 @@ def test_buffer_can_train_on_the_experts_own_correct_answer(tiny_model_dir, tmp_
     assert buffer.items[0]["reference"] == expected != "#### 5"
 
 
+@pytest.mark.slow
 def test_single_expert_trainer_logs_under_its_own_expert_number(tiny_model_dir, tmp_path):
     inputs = _meml_inputs()
     for row in inputs:
         row["pattern"] = "0000|" + row["pattern"].split("|")[0]  # expert 1 sees what expert 0 saw above
-    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=[PROMPTS[1]],
-                       expert_ids=[1])
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, inputs, expert_prompts=PROMPTS,
+                       meml=meml("MEML-GRPO-Expert1-noHSFT-noIML"))
+    assert trainer.expert_ids == [1] and trainer.expert_prompts == [PROMPTS[1]]
     out = trainer._generate_and_score_completions(inputs)
+    assert len(out["advantages"]) == 2 * G  # two questions, one expert
     assert out["advantages"].tolist()[:G] == pytest.approx([0.75, 0, 0, 0])
     experts = {k.split("/")[1] for k in trainer._metrics["train"] if k.startswith("experts/")}
     assert experts == {"1"}
@@ -266,45 +294,107 @@ def expert_zero_knows_reward(prompts, completions, expert, **kwargs):
     return [1.0 if e == 0 else float(len(t) % 2 == 0) for t, e in zip(texts, expert)]
 
 
+PROMPTS3 = [*PROMPTS, "You are Expert 2. Solve step by step."]
+
+
+def table5_builder(config: MEMLConfig):
+    """The workflow's MEML-GRPO ``build`` (``trainer_builder``) with ``expert_zero_knows_reward`` as the reward."""
+    from meml.method.trainer import trainer_builder
+
+    build = trainer_builder(config, PROMPTS3)
+
+    def with_reward(*args, **kwargs):
+        return build(*args, **kwargs, reward_funcs=[expert_zero_knows_reward])
+
+    return with_reward
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["MEML-GRPO", "MEML-GRPO-noIML", "MEML-GRPO-noHSFT", "MEML-GRPO-noHSFT-noIML",
                                     "MEML-GRPO-Expert1-noHSFT-noIML"])
-def test_every_table5_config_trains_a_few_steps(method, tiny_model_dir, small_world, tmp_path, monkeypatch):
+def test_every_table5_config_trains_a_few_steps(method, tiny_model_dir, small_world, tmp_path):
     """Each Table 5 row through the workflow's path (MEMLConfig -> trainer_builder -> train_rl)."""
     import json
+    from dataclasses import asdict
 
     from safetensors.torch import load_file
 
-    import baselines.rl
-    from baselines.rl import train_rl
     from meml.data import load_records
-    from meml.riel_config import MEMLConfig
-    from meml.trainer import meml_rows, trainer_builder
+    from meml.method.trainer import meml_rows
+    from meml.training.rl import train_rl
 
-    monkeypatch.setattr(baselines.rl, "_reward_functions", lambda task, run: [expert_zero_knows_reward])
-    prompts = [*PROMPTS, "You are Expert 2. Solve step by step."]
-    settings = MEMLConfig.for_method(method, {"buffer_k": 1, "buffer_capacity": 2, "buffer_probability": "always",
-                                              "questions_per_step": 2})
-    run = settings.grpo_run(RLRunConfig.for_algorithm("GRPO", {
-        "steps": 3, "num_generations": G, "max_completion_length": 10, "learning_rate": 1e-2, "save_steps": 100}),
-        len(prompts))
+    config = meml(method, buffer_k=1, buffer_capacity=2, buffer_probability="always", questions_per_step=2)
+    run = config.grpo_run(RLConfig(algorithm="GRPO", steps=3, num_generations=G, max_completion_length=10,
+                                   learning_rate=1e-2, save_steps=100), len(PROMPTS3))
     out = tmp_path / "out"
     train_rl(tiny_model_dir, meml_rows(load_records("synth_gsm8k", "train", small_world)[:8]), "gsm8k", run, out,
-             tmp_path / "work", build=trainer_builder(settings, prompts), extra_settings={"meml": vars(settings)})
+             tmp_path / "work", build=table5_builder(config), extra_settings={"meml": asdict(config)})
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
-    variant = settings
     experts = {k[len("reward_expert"):] for k in rows[0] if k.startswith("reward_expert")}
-    assert experts == ({"1"} if variant.single_expert == 1 else {"0", "1", "2"})
-    if variant.iml:
+    assert experts == ({"1"} if config.single_expert == 1 else {"0", "1", "2"})
+    if config.iml:
         assert sum(r["mutual_questions"] for r in rows) > 0 and all(r["mutual_loss"] > 0 for r in rows
                                                                     if r["mutual_questions"])
     else:
         assert "mutual_loss" not in rows[0]
-    if variant.hsft:
+    if config.hsft:
         assert rows[-1]["buffer_sft_updates"] >= 1 and any("buffer_sft_loss" in r for r in rows)
     else:
         assert "buffer_size" not in rows[0]
     saved = json.loads((out / "run.json").read_text())["settings"]["meml"]
-    assert (saved["hsft"], saved["iml"], saved["single_expert"]) == (variant.hsft, variant.iml, variant.single_expert)
+    assert (saved["hsft"], saved["iml"], saved["single_expert"]) == (config.hsft, config.iml, config.single_expert)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAtFirstCheckpoint:
+    """Raises once the first checkpoint is written: the run stops there, as after a crash."""
+
+    def on_save(self, args, state, control, **kwargs):
+        raise _Interrupted(state.global_step)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_with_the_buffer_equals_an_uninterrupted_one(tiny_model_dir, small_world, tmp_path):
+    """The buffer's items, its sampling RNG (K/G) and the SFT-update count survive a restart from a checkpoint:
+    a run stopped after step 2 and started again ends exactly like one that ran through."""
+    import transformers
+    from safetensors.torch import load_file
+
+    from meml.data import load_records
+    from meml.method.trainer import meml_rows
+    from meml.training.rl import last_checkpoint, train_rl
+    from tests.test_rl import _log_without_timing
+
+    # groups with at least 2 of 4 wrong enter with probability K/G = 1/2: the buffer's RNG matters
+    config = meml("MEML-GRPO", buffer_k=2, buffer_rule="ge", buffer_capacity=4, questions_per_step=2)
+    run = config.grpo_run(RLConfig(algorithm="GRPO", steps=6, num_generations=G, max_completion_length=10,
+                                   learning_rate=1e-2, save_steps=2), len(PROMPTS3))
+    rows = meml_rows(load_records("synth_gsm8k", "train", small_world)[:8])
+    build = table5_builder(config)
+
+    def interrupted(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        trainer.add_callback(type("Interrupt", (_InterruptAtFirstCheckpoint, transformers.TrainerCallback), {})())
+        return trainer
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    with pytest.raises(_Interrupted):
+        train_rl(tiny_model_dir, rows, "gsm8k", run, out, work, build=interrupted)
+    assert not out.exists() and last_checkpoint(work / "trainer").name == "checkpoint-2"
+    metrics = train_rl(tiny_model_dir, rows, "gsm8k", run, out, work, build=build)
+    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 6
+    straight = tmp_path / "straight"
+    train_rl(tiny_model_dir, rows, "gsm8k", run, straight, tmp_path / "straight_work", build=build)
+
+    expected = _log_without_timing(straight / "metrics.jsonl")
+    assert expected[1]["buffer_size"] > 0 and expected[1]["buffer_sft_updates"] == 0  # items wait at the checkpoint
+    assert expected[-1]["buffer_sft_updates"] >= 1  # and are fitted after it
+    assert _log_without_timing(out / "metrics.jsonl") == expected
+    resumed, uninterrupted = load_file(out / "model.safetensors"), load_file(straight / "model.safetensors")
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)

@@ -1,6 +1,5 @@
 """bench/paper_cost.py: job counts, steps and rollouts of a small hand-made config against hand-computed numbers."""
 
-import copy
 import importlib.util
 from argparse import Namespace
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meml.config import DEFAULT_CONFIG, validate_config
+from meml.pipeline.settings import Settings, settings_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,18 +20,15 @@ def cost():
     return module
 
 
-def small_config(**data) -> dict:
-    """One family, one dataset, one seed; Expert1 and MoE starts; GRPO and two MEML-GRPO rows; 1 epoch."""
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    config.update(seeds=[0], datasets=["synth_gsm8k"])
-    config["models"]["families"] = ["qwen2"]
-    config["data"].update(data)
-    config["sft"].update(methods=["Expert1-SFT", "MoE-SFT"], epochs=1, batch_size=16)
-    config["rl"].update(methods=["Expert1-SFT-GRPO", "MoE-SFT-GRPO"], epochs=1, prompts_per_step=6, num_generations=8,
-                        max_completion_length=80)
-    config["meml"]["methods"] = ["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"]
-    config["complementarity"].update(max_items=100, samples=8)
-    return validate_config(copy.deepcopy(config), "test")
+def small_config(seeds=(0,), **data) -> Settings:
+    """One family, one dataset; Expert1 and MoE starts; GRPO and two MEML-GRPO rows; 1 epoch (the rest: defaults)."""
+    return settings_from_config({
+        "seeds": list(seeds), "datasets": ["synth_gsm8k"], "models": {"families": ["qwen2"]}, "data": data,
+        "sft": {"methods": ["Expert1-SFT", "MoE-SFT"], "epochs": 1, "batch_size": 16},
+        "rl": {"methods": ["Expert1-SFT-GRPO", "MoE-SFT-GRPO"], "epochs": 1, "prompts_per_step": 6,
+               "num_generations": 8, "max_completion_length": 80},
+        "meml": {"methods": ["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"]},
+        "complementarity": {"max_items": 100, "samples": 8}}, "test")
 
 
 SIZES = {"synth_gsm8k": {"train": 100, "rl": 50, "test": 20}}  # made-up split sizes
@@ -69,8 +65,7 @@ def test_counts_runs_steps_and_rollouts(cost):
 
 
 def test_caps_and_seeds(cost):
-    config = small_config(max_rl_items=30, max_test_items=10)
-    config["seeds"] = [0, 1, 2]
+    config = small_config(seeds=(0, 1, 2), max_rl_items=30, max_test_items=10)
     jobs = cost.plan(config, SIZES)
     assert sum(j["kind"] in ("sft", "rl", "meml") for j in jobs) == 18
     assert {j["steps"] for j in jobs if j["kind"] == "meml" and j["method"] == "MEML-GRPO"} == {15}  # ceil(30 / 2)
@@ -95,10 +90,34 @@ def test_tokens_and_meml_extra(cost):
 
 
 def test_paper_config_loads_like_snakemake(cost):
-    config = cost.load_config(REPO / "workflow" / "config" / "paper.yaml")
+    settings = cost.load_settings(REPO / "workflow" / "config" / "paper.yaml")
     paper = yaml.safe_load((REPO / "workflow" / "config" / "paper.yaml").read_text(encoding="utf-8"))
-    assert config["rl"]["prompts_per_step"] == paper["rl"]["prompts_per_step"]
-    assert config["rl"]["algorithms"]["DAPO"] == paper["rl"]["algorithms"]["DAPO"]
-    assert config["world"]["splits"]  # kept from default.yaml
-    jobs = cost.plan(config, cost.SPLIT_SIZES)
+    assert settings.setting == "paper" and settings.datasets == paper["datasets"]
+    assert settings.rl.prompts_per_step == paper["rl"]["prompts_per_step"]
+    assert settings.rl.methods == paper["rl"]["methods"]
+    assert settings.compute.vllm.rollouts is True and settings.compute.vllm.mode == "colocate"  # default filled in
+    assert settings.meml.buffer_capacity == paper["meml"]["buffer_capacity"]
+    assert settings.world.splits  # a default: the paper config does not list it
+    jobs = cost.plan(settings, cost.SPLIT_SIZES)
     assert len(jobs) > 0 and all(j["rollouts"] > 0 for j in jobs if j["kind"] != "sft")
+    dapo = [j for j in jobs if j.get("algorithm") == "DAPO"]
+    assert dapo and all(j["max_len"] == paper["rl"]["max_completion_length"] for j in dapo)
+
+
+def test_default_config_is_the_tiny_setting(cost):
+    settings = cost.load_settings(None)
+    assert settings == cost.load_settings(REPO / "workflow" / "config" / "default.yaml") == Settings()
+    jobs = cost.plan(settings, {d: settings.world.splits for d in settings.datasets})
+    runs = [j for j in jobs if j["kind"] in ("sft", "rl", "meml")]
+    per_cell = len(settings.sft.methods) + len(settings.rl.methods) + len(settings.meml.methods)
+    assert len(runs) == per_cell * len(settings.models.families) * len(settings.datasets) * len(settings.seeds)
+    # steps, not epochs: every RL run takes rl.steps, MEML-GRPO too
+    assert {j["steps"] for j in runs if j["kind"] != "sft"} == {settings.rl.steps}
+
+
+def test_sweep_points_are_planned_as_runs(cost):
+    settings = cost.load_settings(REPO / "workflow" / "config" / "sweep_lambda.yaml")
+    meml = [j for j in cost.plan(settings, {d: settings.world.splits for d in settings.datasets})
+            if j["kind"] == "meml"]
+    assert len(meml) == 4 * 2 * len(settings.datasets)  # lambda1 x lambda2 points, one family, one seed
+    assert {j["method"] for j in meml} >= {"MEML-GRPO+lambda1=0.5+lambda2=0", "MEML-GRPO+lambda1=2+lambda2=1"}

@@ -9,8 +9,13 @@ import time
 
 import pytest
 
-from meml.rewards import OVER_BUDGET_METRIC, accuracy_reward, budget_counts, make_reward_function
-from meml.rewards import budget
+from meml.rewards import (
+    OVER_BUDGET_METRIC,
+    accuracy_reward,
+    budget,
+    budget_counts,
+    make_reward_function,
+)
 from meml.rewards.arith import TooExpensive
 from meml.rewards.clause import parse_clause
 
@@ -163,7 +168,7 @@ def test_reward_function_logs_how_many_completions_the_budget_cut_off():
 
 
 def test_over_budget_metric_has_a_readable_name_in_the_run_log():
-    from baselines.rl_log import canonical_row
+    from meml.training.rl_log import canonical_row
 
     assert canonical_row(1, 0.5, {OVER_BUDGET_METRIC: 2.0})["reward_over_budget"] == 2.0
 

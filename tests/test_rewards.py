@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from meml.rewards import STOP_SEQUENCES, accuracy_reward, extract_answer, make_reward_function
+from meml.rewards import (
+    STOP_SEQUENCES,
+    accuracy_reward,
+    extract_answer,
+    make_reward_function,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -445,7 +450,7 @@ def _plain_number(value: str) -> float | None:
 
 @pytest.mark.parametrize("split", ["test", "dev"])
 def test_real_mathqa_rationales(split):
-    from meml.options import parse_options
+    from meml.mathqa_options import parse_options
 
     rows = _rows(f"mathqa/{split}.jsonl")
     failures, value_failures, value_checked = [], [], 0

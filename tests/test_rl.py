@@ -13,10 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.grpo_trainers import DAPOTrainer, SparsityGRPOTrainer, group_outcomes, merge_rollouts, select_rows
-from baselines.rl import last_checkpoint, rl_rows, split_method, start_experts
-from baselines.rl_config import RLRunConfig
-from baselines.rl_log import REQUIRED, StepLogCallback, canonical_row, read_log
+from baselines.dapo import DAPOTrainer, merge_rollouts, select_rows
+from baselines.rl import build_trainer, rl_rows
+from meml.fields import ConfigError
+from meml.methods import Method
+from meml.pipeline.settings import settings_from_config
+from meml.training.grpo import SparsityGRPOTrainer, group_outcomes
+from meml.training.rl import _reward_functions, last_checkpoint
+from meml.training.rl_config import RLConfig
+from meml.training.rl_log import REQUIRED, StepLogCallback, canonical_row, read_log
 
 G = 4  # group size of the scripted tests
 
@@ -25,34 +30,64 @@ G = 4  # group size of the scripted tests
 
 
 def test_presets_follow_the_papers():
-    grpo, dr, dapo = (RLRunConfig.for_algorithm(a) for a in ("GRPO", "Dr.GRPO", "DAPO"))
+    grpo, dr, dapo = (RLConfig(algorithm=a) for a in ("GRPO", "Dr.GRPO", "DAPO"))
     assert (grpo.loss_type, grpo.scale_rewards, grpo.epsilon_high, grpo.dynamic_sampling) == ("grpo", "group", 0.2, False)
     assert (dr.loss_type, dr.scale_rewards) == ("dr_grpo", "none")
     assert (dapo.loss_type, dapo.scale_rewards, dapo.epsilon, dapo.epsilon_high) == ("dapo", "group", 0.2, 0.28)
     assert dapo.mask_truncated_completions and dapo.dynamic_sampling
     assert dapo.overlong_buffer_length == dapo.max_completion_length // 5  # DAPO's 4096 of 20480
+    assert RLConfig().for_algorithm("DAPO") == dapo
+    unresolved = RLConfig()
+    assert unresolved.loss_type is None and unresolved.dynamic_sampling is None  # presets wait for the algorithm
+    with pytest.raises(ValueError, match="needs its algorithm"):
+        unresolved.grpo_config("unused")
 
 
 def test_workflow_keys_override_presets_in_order():
-    settings = {"steps": 7, "epsilon_high": 0.3, "algorithms": {"DAPO": {"epsilon_high": 0.25, "max_sampling_rounds": 5}}}
-    dapo = RLRunConfig.for_algorithm("DAPO", settings)
+    settings = settings_from_config({"rl": {"steps": 7, "epsilon_high": 0.3, "algorithms": {
+        "DAPO": {"epsilon_high": 0.25, "max_sampling_rounds": 5}}}})
+    dapo = settings.rl.run("DAPO", seed=3, threads=2)
+    assert type(dapo) is RLConfig and dapo.algorithm == "DAPO"
     assert (dapo.steps, dapo.epsilon_high, dapo.max_sampling_rounds) == (7, 0.25, 5)
-    assert RLRunConfig.for_algorithm("GRPO", settings).epsilon_high == 0.3
+    assert (dapo.loss_type, dapo.seed, dapo.threads) == ("dapo", 3, 2)  # the rest from the preset and the run
+    assert settings.rl.run("GRPO").epsilon_high == 0.3
+    # the same order by hand: preset < given value < override
+    assert RLConfig(epsilon_high=0.3).for_algorithm("DAPO").epsilon_high == 0.3
+    assert RLConfig(epsilon_high=0.3).for_algorithm("DAPO", epsilon_high=0.25, steps=7).epsilon_high == 0.25
+    assert RLConfig(algorithm="DAPO", max_completion_length=20).overlong_buffer_length == 4
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"stepz": 3}, "rl: unknown setting(s) ['stepz']"),
+@pytest.mark.parametrize("rl, message", [
+    ({"stepz": 3}, "rl: Additional properties are not allowed ('stepz'"),
     ({"algorithms": {"DAPO": {"epsilon_hgh": 0.3}}}, "rl.algorithms.DAPO: unknown setting(s) ['epsilon_hgh']"),
-    ({"num_generations": 1}, "num_generations must be >= 2"),
-    ({"epsilon_high": 0.1}, "epsilon_high"),
+    ({"algorithms": {"PPO": {}}}, "rl.algorithms: unknown algorithm 'PPO'"),
+    ({"num_generations": 1}, "rl.num_generations: 1 is less than the minimum of 2"),
+    ({"epsilon_high": 0.1}, "rl.epsilon_high (0.1) must be >= rl.epsilon (0.2)"),
+    ({"algorithms": {"DAPO": {"epsilon_high": 0.1}}}, "rl.algorithms.DAPO: rl.epsilon_high (0.1) must be >= "),
 ])
-def test_bad_settings_name_the_key(settings, message):
+def test_bad_settings_name_the_key(rl, message):
+    with pytest.raises(ConfigError, match="my.yaml: (?s:.*)" + re.escape(message)):
+        settings_from_config({"rl": rl}, "my.yaml")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"num_generations": 1}, "rl.num_generations: must be >= 2"),
+    ({"algorithm": "DAPO", "epsilon_high": 0.1}, "rl.epsilon_high (0.1) must be >= rl.epsilon (0.2)"),
+    ({"algorithm": "PPO"}, "rl.algorithm: expected one of ['GRPO', 'Dr.GRPO', 'DAPO']"),
+    ({"max_completion_length": 8, "overlong_buffer_length": 8}, "rl.overlong_buffer_length must be in"),
+])
+def test_bad_run_fields_name_the_key(fields, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        RLRunConfig.for_algorithm("DAPO", settings)
+        RLConfig(**fields)
+
+
+def test_for_algorithm_knows_the_algorithms():
+    with pytest.raises(ValueError, match=re.escape("rl: unknown algorithm 'PPO'")):
+        RLConfig().for_algorithm("PPO")
 
 
 def test_grpo_config_carries_the_settings(tmp_path):
-    run = RLRunConfig.for_algorithm("DAPO", {"prompts_per_step": 3, "num_generations": 4, "max_completion_length": 20})
+    run = RLConfig(algorithm="DAPO", prompts_per_step=3, num_generations=4, max_completion_length=20)
     args = run.grpo_config(tmp_path)
     assert args.per_device_train_batch_size == 12 and args.num_generations == 4
     assert (args.loss_type, args.epsilon, args.epsilon_high, args.mask_truncated_completions) == ("dapo", 0.2, 0.28, True)
@@ -60,12 +95,17 @@ def test_grpo_config_carries_the_settings(tmp_path):
 
 
 def test_methods_split_into_start_and_algorithm():
-    assert split_method("Expert1-SFT-Dr.GRPO") == ("Expert1-SFT", "Dr.GRPO")
-    assert split_method("MoE-SFT-DAPO") == ("MoE-SFT", "DAPO")
-    assert start_experts("MoE-SFT", 3) == [0, 1, 2] and start_experts("Expert2-SFT", 3) == [2]
+    method = Method.parse("Expert1-SFT-Dr.GRPO")
+    assert (method.kind, str(method.start), method.algorithm) == ("rl", "Expert1-SFT", "Dr.GRPO")
+    method = Method.parse("MoE-SFT-DAPO")
+    assert (method.kind, str(method.start), method.algorithm) == ("rl", "MoE-SFT", "DAPO")
+    assert Method.parse("MoE-SFT").experts(3) == (0, 1, 2) and Method.parse("Expert2-SFT").experts(3) == (2,)
+    assert Method.parse("MoE-SFT-GRPO").experts(3) == (0, 1, 2) and Method.parse("Expert1-SFT-GRPO").experts(3) == (1,)
     for bad in ("Expert1-SFT-PPO", "MoE-GRPO", "ExpertX-SFT-GRPO"):
-        with pytest.raises(ValueError, match="unknown RL method"):
-            split_method(bad)
+        with pytest.raises(ValueError, match="unknown method"):
+            Method.parse(bad)
+    with pytest.raises(ValueError, match="only 3 experts"):
+        Method.parse("Expert3-SFT-GRPO").experts(3)
 
 
 def test_multi_expert_rows_pair_every_question_with_every_expert(small_world):
@@ -127,21 +167,13 @@ def position_reward(prompts, completions, **kwargs):
 
 
 def _scripted_trainer(model_dir, tmp_path, algorithm, patterns, extra_rewards=(), **run_settings):
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    run = RLRunConfig.for_algorithm(algorithm, {"prompts_per_step": 2, "num_generations": G,
-                                                "max_completion_length": 8, **run_settings})
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    """The baselines' trainer of ``algorithm`` (through ``build_trainer``) with scripted rewards and generations."""
+    run = RLConfig(algorithm=algorithm, prompts_per_step=2, num_generations=G, max_completion_length=8, **run_settings)
     rows = [{"prompt": [{"role": "user", "content": f"question {i}"}], "pattern": p} for i, p in enumerate(patterns)]
-    kwargs = dict(model=model, reward_funcs=[scripted_reward, *extra_rewards], args=run.grpo_config(tmp_path / "trainer"),
-                  train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    if run.dynamic_sampling:
-        trainer = DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds, filter_metric=run.filter_metric,
-                              sampling_seed=0)
-    else:
-        trainer = SparsityGRPOTrainer(**kwargs)
+    trainer = build_trainer(model_dir, rows, "gsm8k", run, tmp_path / "trainer",
+                            reward_funcs=[scripted_reward, *extra_rewards])
+    assert type(trainer) is (DAPOTrainer if algorithm == "DAPO" else SparsityGRPOTrainer)
+    tokenizer = trainer.processing_class
     eos = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
     calls = []
 
@@ -159,6 +191,7 @@ def _inputs(rows, indices):
     return [dict(rows[i]) for i in indices for _ in range(G)]
 
 
+@pytest.mark.slow
 def test_grpo_advantages_are_group_normalised(tiny_model_dir, tmp_path):
     trainer, _, rows = _scripted_trainer(tiny_model_dir, tmp_path, "GRPO", ["1000", "1100", "0000", "1111"])
     out = trainer._generate_and_score_completions(_inputs(rows, [0, 1, 2, 3]))
@@ -174,6 +207,7 @@ def test_grpo_advantages_are_group_normalised(tiny_model_dir, tmp_path):
     assert metrics["sparsity/accuracy_mean"] == [pytest.approx(7 / 16)]
 
 
+@pytest.mark.slow
 def test_dr_grpo_advantages_are_not_scaled(tiny_model_dir, tmp_path):
     trainer, _, rows = _scripted_trainer(tiny_model_dir, tmp_path, "Dr.GRPO", ["1000", "1100"])
     out = trainer._generate_and_score_completions(_inputs(rows, [0, 1]))
@@ -181,6 +215,7 @@ def test_dr_grpo_advantages_are_not_scaled(tiny_model_dir, tmp_path):
     assert trainer.loss_type == "dr_grpo" and trainer.scale_rewards == "none"
 
 
+@pytest.mark.slow
 def test_dapo_drops_constant_groups_and_refills_the_batch(tiny_model_dir, tmp_path):
     # Rows 0-1 vary; rows 2-5 are constant. The first batch holds one varying group out of two.
     patterns = ["1000", "1100", "0000", "1111", "0000", "1111"]
@@ -199,6 +234,7 @@ def test_dapo_drops_constant_groups_and_refills_the_batch(tiny_model_dir, tmp_pa
     assert torch.isfinite(loss) and loss.requires_grad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric, kept", [("accuracy", 0.0), ("reward", 2.0)])
 def test_dapo_filter_metric_chooses_which_reward_must_vary(metric, kept, tiny_model_dir, tmp_path):
     trainer, calls, rows = _scripted_trainer(tiny_model_dir, tmp_path, "DAPO", ["0000", "1111"],
@@ -208,6 +244,7 @@ def test_dapo_filter_metric_chooses_which_reward_must_vary(metric, kept, tiny_mo
     assert trainer._metrics["train"]["dynamic/kept_groups"] == [kept]
 
 
+@pytest.mark.slow
 def test_dapo_respects_the_round_bound(tiny_model_dir, tmp_path):
     trainer, calls, rows = _scripted_trainer(tiny_model_dir, tmp_path, "DAPO", ["0000", "1111", "0000"],
                                              max_sampling_rounds=3)
@@ -221,6 +258,7 @@ def test_dapo_respects_the_round_bound(tiny_model_dir, tmp_path):
     assert all(p.grad is None or p.grad.abs().max().item() == 0 for p in trainer.model.parameters())
 
 
+@pytest.mark.slow
 def test_dapo_keeps_a_partial_batch_when_the_bound_is_hit(tiny_model_dir, tmp_path):
     trainer, calls, rows = _scripted_trainer(tiny_model_dir, tmp_path, "DAPO", ["1000", "0000"],
                                              max_sampling_rounds=1)
@@ -230,14 +268,12 @@ def test_dapo_keeps_a_partial_batch_when_the_bound_is_hit(tiny_model_dir, tmp_pa
 
 
 def test_overlong_shaping_at_the_buffer_edges():
-    from baselines.rl import _reward_functions
-
-    run = RLRunConfig.for_algorithm("DAPO", {"max_completion_length": 20, "overlong_buffer_length": 4})
+    run = RLConfig(algorithm="DAPO", max_completion_length=20, overlong_buffer_length=4)
     accuracy, overlong = _reward_functions("gsm8k", run)
     assert accuracy.__name__ == "accuracy_gsm8k"
     values = overlong(completion_ids=[[1] * n for n in (10, 16, 17, 18, 20, 21)])
     assert values == pytest.approx([0.0, 0.0, -0.25, -0.5, -1.0, -1.0])
-    assert len(_reward_functions("gsm8k", RLRunConfig.for_algorithm("GRPO"))) == 1
+    assert len(_reward_functions("gsm8k", RLConfig(algorithm="GRPO"))) == 1
 
 
 # --------------------------------------------------------------------------- metrics log
@@ -268,12 +304,19 @@ def length_reward(prompts, completions, **kwargs):
     return [float(len(t) % 2 == 0) for t in texts]
 
 
-@pytest.fixture
-def patched_reward(monkeypatch):
-    import baselines.rl
+def expert_one_is_always_wrong(prompts, completions, expert, **kwargs):
+    """``length_reward`` under expert 0, 0 under expert 1: every expert-1 group is constant, so DAPO refills."""
+    return [0.0 if e == 1 else r for e, r in zip(expert, length_reward(prompts, completions))]
 
-    original = baselines.rl._reward_functions
-    monkeypatch.setattr(baselines.rl, "_reward_functions", lambda task, run: [length_reward] + original(task, run)[1:])
+
+def builder(accuracy):
+    """The baselines' ``build`` with ``accuracy`` in place of the task's accuracy reward (overlong shaping kept)."""
+
+    def build(model_path, rows, task, run, trainer_dir, callbacks=(), compute=None):
+        rewards = [accuracy, *_reward_functions(task, run)[1:]]
+        return build_trainer(model_path, rows, task, run, trainer_dir, callbacks, compute, reward_funcs=rewards)
+
+    return build
 
 
 def _rl_rows(small_world, n=8):
@@ -282,19 +325,25 @@ def _rl_rows(small_world, n=8):
     return rl_rows(load_records("synth_gsm8k", "train", small_world)[:n], [0, 1], ["P0", "P1"])
 
 
+def _log_without_timing(path):
+    return [{k: v for k, v in r.items() if k not in ("elapsed_s", "step_time")} for r in read_log(path)]
+
+
 FEW = {"steps": 2, "prompts_per_step": 3, "num_generations": 4, "max_completion_length": 12, "save_steps": 1,
        "learning_rate": 1e-2}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["GRPO", "Dr.GRPO", "DAPO"])
-def test_few_steps_change_weights_and_write_the_log(algorithm, tiny_model_dir, small_world, tmp_path, patched_reward):
+def test_few_steps_change_weights_and_write_the_log(algorithm, tiny_model_dir, small_world, tmp_path):
     from safetensors.torch import load_file
 
-    from baselines.rl import train_rl
+    from meml.training.rl import train_rl
 
-    run = RLRunConfig.for_algorithm(algorithm, FEW)
+    run = RLConfig(algorithm=algorithm, **FEW)
     out = tmp_path / "out"
-    metrics = train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, out, tmp_path / "work")
+    metrics = train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, out, tmp_path / "work",
+                       build=builder(length_reward))
     assert metrics["steps"] == 2 and not (tmp_path / "work").exists()
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
@@ -315,93 +364,118 @@ def test_few_steps_change_weights_and_write_the_log(algorithm, tiny_model_dir, s
     assert saved["settings"]["algorithm"] == algorithm and saved["metrics"]["resumed_from_step"] == 0
 
 
-def test_tensorboard_logging_from_the_config(tiny_model_dir, small_world, tmp_path, patched_reward):
-    from baselines.rl import train_rl
+@pytest.mark.slow
+def test_tensorboard_logging_from_the_config(tiny_model_dir, small_world, tmp_path):
+    from meml.training.rl import train_rl
 
-    run = RLRunConfig.for_algorithm("GRPO", {**FEW, "tensorboard": True})
-    train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, tmp_path / "out", tmp_path / "work")
+    run = RLConfig(algorithm="GRPO", **{**FEW, "tensorboard": True})
+    train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, tmp_path / "out", tmp_path / "work",
+             build=builder(length_reward))
     events = list((tmp_path / "out" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
 
 
-def test_same_seed_same_metrics(tiny_model_dir, small_world, tmp_path, patched_reward):
-    from baselines.rl import train_rl
+@pytest.mark.slow
+def test_same_seed_same_metrics(tiny_model_dir, small_world, tmp_path):
+    from meml.training.rl import train_rl
 
-    run = RLRunConfig.for_algorithm("GRPO", FEW)
+    run = RLConfig(algorithm="GRPO", **FEW)
     logs = []
     for name in ("a", "b"):
-        train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, tmp_path / name, tmp_path / f"w{name}")
-        logs.append([{k: v for k, v in r.items() if k not in ("elapsed_s", "step_time")}
-                     for r in read_log(tmp_path / name / "metrics.jsonl")])
+        train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", run, tmp_path / name, tmp_path / f"w{name}",
+                 build=builder(length_reward))
+        logs.append(_log_without_timing(tmp_path / name / "metrics.jsonl"))
     assert logs[0] == logs[1]
 
+
+RESUME = {**FEW, "steps": 6, "save_steps": 2}
 
 RESUME_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
-import baselines.rl
-from baselines.rl_config import RLRunConfig
-from test_rl import FEW, length_reward, _rl_rows
 from pathlib import Path
 
-original = baselines.rl._reward_functions
-baselines.rl._reward_functions = lambda task, run: [length_reward] + original(task, run)[1:]
+import transformers
 
-class BlockAfterFirstCheckpoint(__import__("transformers").TrainerCallback):
-    # once a checkpoint is on disk, wait to be killed: the kill lands after a checkpoint, never after the end
+from meml.training.rl import train_rl
+from meml.training.rl_config import RLConfig
+from test_rl import RESUME, _rl_rows, builder, expert_one_is_always_wrong
+
+
+class BlockAfterFirstCheckpoint(transformers.TrainerCallback):
+    # once a checkpoint is on disk, say so and wait to be killed: the kill lands after a checkpoint, never after
+    # the end, and never while the checkpoint is being written
     def on_save(self, args, state, control, **kwargs):
         if {block}:
+            Path({marker!r}).write_text(str(state.global_step))
             time.sleep(3600)
 
+
 def build(*args, **kwargs):
-    trainer = baselines.rl.build_trainer(*args, **kwargs)
+    trainer = builder(expert_one_is_always_wrong)(*args, **kwargs)
     trainer.add_callback(BlockAfterFirstCheckpoint())
     return trainer
-run = RLRunConfig.for_algorithm({algorithm!r}, {{**FEW, "steps": 6, "save_steps": 2}})
-baselines.rl.train_rl({model!r}, _rl_rows(Path({world!r})), "gsm8k", run, {out!r}, {work!r}, build=build)
+
+
+train_rl({model!r}, _rl_rows(Path({world!r})), "gsm8k", RLConfig(algorithm={algorithm!r}, **RESUME), {out!r},
+         {work!r}, build=build)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["GRPO", "DAPO"])
 def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, tiny_model_dir, small_world, tmp_path):
-    out, work = tmp_path / "out", tmp_path / "work"
+    """SIGKILL after the step-2 checkpoint, start again: the run ends as if it had never been interrupted (same
+    log, same weights). With half the groups constant, DAPO draws refill prompts before and after the kill."""
+    from safetensors.torch import load_file
+
+    from meml.training.rl import train_rl
+
+    out, work, marker = tmp_path / "out", tmp_path / "work", tmp_path / "blocked"
     script = tmp_path / "run.py"
     settings = dict(tests=str(Path(__file__).parent), model=str(tiny_model_dir), world=str(small_world),
-                    out=str(out), work=str(work), algorithm=algorithm)
+                    out=str(out), work=str(work), algorithm=algorithm, marker=str(marker))
     script.write_text(RESUME_SCRIPT.format(block=True, **settings))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        checkpoint = last_checkpoint(work / "trainer")
-        if checkpoint is not None and checkpoint.name in ("checkpoint-2", "checkpoint-4"):
-            break
+    while time.time() < deadline and process.poll() is None and not marker.exists():
         time.sleep(0.2)
-    assert process.poll() is None, process.stderr.read().decode()[-3000:]
+    assert process.poll() is None and marker.exists(), process.stderr.read().decode()[-3000:]
     process.send_signal(signal.SIGKILL)  # the child waits after its first checkpoint: no race with the run's end
     process.wait()
-    assert not out.exists()
-    resumed_at = int(last_checkpoint(work / "trainer").name.split("-")[1])
-    assert resumed_at in (2, 4)
+    process.stderr.close()
+    assert not out.exists() and marker.read_text() == "2"
+    assert last_checkpoint(work / "trainer").name == "checkpoint-2"
     script.write_text(RESUME_SCRIPT.format(block=False, **settings))
     subprocess.run([sys.executable, str(script)], env=env, check=True, capture_output=True)
     saved = json.loads((out / "run.json").read_text())
-    assert saved["metrics"]["resumed_from_step"] == resumed_at and saved["metrics"]["steps"] == 6
+    assert saved["metrics"]["resumed_from_step"] == 2 and saved["metrics"]["steps"] == 6
     assert [r["step"] for r in read_log(out / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
+    straight = tmp_path / "straight"
+    train_rl(tiny_model_dir, _rl_rows(small_world), "gsm8k", RLConfig(algorithm=algorithm, **RESUME), straight,
+             tmp_path / "straight_work", build=builder(expert_one_is_always_wrong))
+    assert json.loads((straight / "run.json").read_text())["metrics"]["resumed_from_step"] == 0
+    resumed_log, straight_log = _log_without_timing(out / "metrics.jsonl"), _log_without_timing(straight / "metrics.jsonl")
+    if algorithm == "DAPO":
+        assert sum(r["dynamic_rounds"] for r in straight_log[:2]) > 2  # prompts were refilled before the kill
+        assert sum(r["dynamic_rounds"] for r in straight_log[2:]) > 4  # and after it
+    assert resumed_log == straight_log
+    resumed, uninterrupted = load_file(out / "model.safetensors"), load_file(straight / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
 
-def test_dapo_checkpoints_carry_the_refill_sampler(tiny_model_dir, tmp_path):
-    from baselines.grpo_trainers import REFILL_STATE
 
-    trainer, _, rows = _scripted_trainer(tiny_model_dir, tmp_path, "DAPO", ["1000", "0000", "1111"])
-    trainer._refill_rng.random()
-    expected = trainer._refill_rng.getstate()
-    trainer.state.global_step = 3
-    trainer.create_optimizer_and_scheduler(num_training_steps=3)  # done by Trainer.train() otherwise
-    trainer._save_checkpoint(trainer.model, None)
-    checkpoint = tmp_path / "trainer" / "checkpoint-3"
-    assert (checkpoint / REFILL_STATE).exists() and last_checkpoint(tmp_path / "trainer") == checkpoint
-    trainer._refill_rng.seed(123)
-    trainer.load_refill_state(checkpoint)
-    assert trainer._refill_rng.getstate() == expected
+@pytest.mark.parametrize("rng_file, found", [("rng_state.pth", True), ("rng_state_0.pth", True), (None, False)])
+def test_last_checkpoint_accepts_one_or_several_processes_rng_states(tmp_path, rng_file, found):
+    from meml.training.rl import last_checkpoint
+
+    for step in (2, 4):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in ("trainer_state.json", "optimizer.pt", "model.safetensors") + ((rng_file,) if rng_file else ()):
+            (folder / name).write_text("x")
+    (tmp_path / "checkpoint-6").mkdir()  # incomplete: never chosen
+    assert last_checkpoint(tmp_path) == (tmp_path / "checkpoint-4" if found else None)

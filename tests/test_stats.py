@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from reports.stats import mean_interval, paired_bootstrap
-from reports.summary import display_table, interval_cell, per_seed, summarize, wide_numbers
+from reports.summary import (
+    display_table,
+    interval_cell,
+    per_seed,
+    summarize,
+    wide_numbers,
+)
 
 
 def test_mean_interval_by_hand():

@@ -7,54 +7,68 @@ import sys
 import pytest
 import yaml
 
-from meml import paths, stages
-from meml.config import ConfigError, load_config, validate_config
-from meml.sweeps import apply_point, expand_methods, output_files, point_of
+from meml import paths
+from meml.methods import Method
+from meml.pipeline.settings import (
+    ConfigError,
+    load_settings,
+    settings_from_config,
+)
+from meml.sweeps import (
+    apply_point,
+    expand_methods,
+    meml_methods,
+    output_files,
+    point_of,
+    rl_methods,
+)
 from reports.sweeps import write_sweeps
 
 REPO = paths.Path(__file__).resolve().parents[1]
 
 
 def _config(**changes):
-    config = load_config()
+    """Settings from a config listing ``section__key=value`` changes (YAML lists only differences)."""
+    config = {}
     for dotted, value in changes.items():
         node = config
         *parents, key = dotted.split("__")
         for part in parents:
-            node = node[part]
+            node = node.setdefault(part, {})
         node[key] = value
-    return validate_config(config)
+    return settings_from_config(config)
 
 
 def test_lists_in_place_become_a_product_of_tagged_runs():
     config = _config(meml__lambda1=[0.5, 1.0, 2.0], meml__lambda2=[0.0, 1.0], rl__learning_rate=[1e-4, 5e-5])
-    assert config["sweep"] == {"rl.learning_rate": [1e-4, 5e-5], "meml.lambda1": [0.5, 1.0, 2.0],
-                               "meml.lambda2": [0.0, 1.0]}
-    assert config["meml"]["lambda1"] == 0.5 and config["rl"]["learning_rate"] == 1e-4  # first value in place
+    assert config.sweep == {"rl.learning_rate": [1e-4, 5e-5], "meml.lambda1": [0.5, 1.0, 2.0],
+                            "meml.lambda2": [0.0, 1.0]}
+    assert config.meml.lambda1 == 0.5 and config.rl.learning_rate == 1e-4  # first value in place
     meml = expand_methods(config, ["MEML-GRPO"])
     assert len(meml) == 2 * 3 * 2 and meml[0] == "MEML-GRPO+learning_rate=0.0001+lambda1=0.5+lambda2=0"
-    grpo = stages.rl_methods(config, "GRPO")
+    grpo = rl_methods(config, "GRPO")
     assert grpo == ["Expert1-SFT-GRPO+learning_rate=0.0001", "Expert1-SFT-GRPO+learning_rate=5e-05",
                     "MoE-SFT-GRPO+learning_rate=0.0001", "MoE-SFT-GRPO+learning_rate=5e-05"]
     assert expand_methods(config, ["MoE-SFT"]) == ["MoE-SFT"]  # SFT is upstream of every sweep
-    point = apply_point(config, "MEML-GRPO+learning_rate=5e-05+lambda1=2+lambda2=1")
-    assert (point["rl"]["learning_rate"], point["meml"]["lambda1"], point["meml"]["lambda2"]) == (5e-05, 2.0, 1.0)
-    assert config["meml"]["lambda1"] == 0.5  # the original is untouched
-    assert paths.meml_variant("MEML-GRPO-noIML+lambda1=2").iml is False
-    assert paths.rl_algorithm("MoE-SFT-Dr.GRPO+learning_rate=5e-05") == "Dr.GRPO"
-    assert paths.method_experts("MEML-GRPO-Expert1-noHSFT-noIML+lambda2=1", 3) == (1,)
+    point = apply_point(config, Method.parse("MEML-GRPO+learning_rate=5e-05+lambda1=2+lambda2=1"))
+    assert (point.rl.learning_rate, point.meml.lambda1, point.meml.lambda2) == (5e-05, 2.0, 1.0)
+    assert config.meml.lambda1 == 0.5  # the original is untouched
+    assert Method.parse("MEML-GRPO-noIML+lambda1=2").iml is False
+    assert Method.parse("MoE-SFT-Dr.GRPO+learning_rate=5e-05").algorithm == "Dr.GRPO"
+    assert Method.parse("MEML-GRPO-Expert1-noHSFT-noIML+lambda2=1").experts(3) == (1,)
 
 
 def test_algorithm_options_sweep_only_that_algorithm_and_the_sweep_section_works_too():
-    config = load_config()
-    config["sweep"] = {"rl.algorithms.DAPO.max_sampling_rounds": [2, 4]}
-    validate_config(config)
-    assert stages.rl_methods(config, "DAPO") == ["MoE-SFT-DAPO+DAPO.max_sampling_rounds=2",
-                                                  "MoE-SFT-DAPO+DAPO.max_sampling_rounds=4"]
-    assert stages.rl_methods(config, "GRPO") == ["Expert1-SFT-GRPO", "MoE-SFT-GRPO"]
-    assert point_of(config, "MoE-SFT-DAPO+DAPO.max_sampling_rounds=4") == {"rl.algorithms.DAPO.max_sampling_rounds": 4}
+    config = settings_from_config({"sweep": {"rl.algorithms.DAPO.max_sampling_rounds": [2, 4]}})
+    assert rl_methods(config, "DAPO") == ["MoE-SFT-DAPO+DAPO.max_sampling_rounds=2",
+                                          "MoE-SFT-DAPO+DAPO.max_sampling_rounds=4"]
+    assert rl_methods(config, "GRPO") == ["Expert1-SFT-GRPO", "MoE-SFT-GRPO"]
+    method = Method.parse("MoE-SFT-DAPO+DAPO.max_sampling_rounds=4")
+    assert point_of(config, method) == {"rl.algorithms.DAPO.max_sampling_rounds": 4}
+    assert apply_point(config, method).rl.run("DAPO").max_sampling_rounds == 4
+    assert apply_point(config, method).rl.run("GRPO").max_sampling_rounds == 3  # other algorithms: untouched
     with pytest.raises(ValueError, match="'7' is not one of"):
-        point_of(config, "MoE-SFT-DAPO+DAPO.max_sampling_rounds=7")
+        point_of(config, Method.parse("MoE-SFT-DAPO+DAPO.max_sampling_rounds=7"))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -68,22 +82,19 @@ def test_bad_sweeps_name_the_key(change, message):
 
 
 def test_a_sweep_of_an_upstream_option_under_sweep_is_refused():
-    config = load_config()
-    config["sweep"] = {"sft.steps": [10, 20]}
     with pytest.raises(ConfigError, match="sweep.sft.steps: only numeric options"):
-        validate_config(config)
+        settings_from_config({"sweep": {"sft.steps": [10, 20]}})
 
 
 def test_sweep_tables_and_plots_from_result_files(tmp_path):
-    config = _config(meml__lambda1=[0.0, 1.0], meml__lambda2=[0.0, 2.0])
-    config.update(results_dir=str(tmp_path), datasets=["synth_gsm8k", "synth_strategyqa"], seeds=[0, 1])
-    config["models"]["families"] = ["qwen2"]
-    config["rl"]["methods"] = []
-    config["meml"]["methods"] = ["MEML-GRPO"]
-    for method in stages.meml_methods(config):
-        point = point_of(config, method)
-        for dataset in config["datasets"]:
-            for seed in config["seeds"]:
+    config = settings_from_config({
+        "meml": {"lambda1": [0.0, 1.0], "lambda2": [0.0, 2.0], "methods": ["MEML-GRPO"]}, "rl": {"methods": []},
+        "results_dir": str(tmp_path), "datasets": ["synth_gsm8k", "synth_strategyqa"], "seeds": [0, 1],
+        "models": {"families": ["qwen2"]}})
+    for method in meml_methods(config):
+        point = point_of(config, Method.parse(method))
+        for dataset in config.datasets:
+            for seed in config.seeds:
                 # accuracy = 0.5 + 0.2 lambda1 + 0.05 lambda2 + 0.01 seed (GSM8K), 0.1 lower on StrategyQA
                 acc = 0.5 + 0.2 * point["meml.lambda1"] + 0.05 * point["meml.lambda2"] + 0.01 * seed
                 acc -= 0.1 if dataset == "synth_strategyqa" else 0
@@ -108,6 +119,7 @@ def test_sweep_tables_and_plots_from_result_files(tmp_path):
         write_sweeps(config)
 
 
+@pytest.mark.slow
 def test_example_sweep_config_plans_the_product(tmp_path):
     done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile",
                            "workflow/config/sweep_lambda.yaml", "--config", f"results_dir={tmp_path}"],
@@ -116,7 +128,7 @@ def test_example_sweep_config_plans_the_product(tmp_path):
     counts = {line.split()[0]: int(line.split()[1]) for line in done.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts["riel"] == 4 * 2 * 3 and counts["sweeps"] == 1 and counts["evaluate_meml"] == 3
-    assert "MEML-GRPO+lambda1=0.5+lambda2=1/seed0/run.json" in done.stdout
+    assert "MEML-GRPO+lambda1=0.5+lambda2=1.seed0.json" in done.stdout
     assert "table4" not in counts  # a sweep builds its own tables, not the paper's
     example = yaml.safe_load((REPO / "workflow" / "config" / "sweep_lambda.yaml").read_text())
     assert example["meml"]["lambda1"] == [0.0, 0.5, 1.0, 2.0]
@@ -125,7 +137,7 @@ def test_example_sweep_config_plans_the_product(tmp_path):
 def test_reports_rebuild_names_unknown_outputs_and_builds_sweeps_in_sweep_mode():
     from reports.build import builders, rebuild
 
-    assert list(builders(load_config())) == ["table4", "table5", "table6", "complementarity", "figure2", "sparsity"]
+    assert list(builders(load_settings())) == ["table4", "table5", "table6", "complementarity", "figure2", "sparsity"]
     assert list(builders(_config(meml__lambda1=[0.0, 1.0]))) == ["sweeps"]
     with pytest.raises(ValueError, match=r"unknown output\(s\) \['table9'\]"):
-        rebuild(load_config(), ["table9"])
+        rebuild(load_settings(), ["table9"])

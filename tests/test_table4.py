@@ -5,27 +5,26 @@ import json
 import pytest
 
 from meml import paths
-from meml.config import load_config
+from meml.methods import Method
+from meml.pipeline.settings import load_settings, with_changes
 from reports.table4 import collect, pivot, write_table4
 
 
-def _config(tmp_path):
-    config = load_config()
-    config.update(results_dir=str(tmp_path), datasets=["synth_gsm8k", "synth_mathqa"], seeds=[0, 1])
-    config["models"]["families"] = ["qwen2"]
-    config["sft"]["methods"] = ["Expert1-SFT", "MoE-SFT"]
-    config["rl"]["methods"] = ["Expert1-SFT-GRPO"]
-    config["meml"]["methods"] = []
-    return config
+def _config(tmp_path, **changes):
+    settings = with_changes(load_settings(), results_dir=str(tmp_path), datasets=["synth_gsm8k", "synth_mathqa"],
+                            seeds=[0, 1], models={"families": ["qwen2"]},
+                            sft={"methods": ["Expert1-SFT", "MoE-SFT"]}, rl={"methods": ["Expert1-SFT-GRPO"]},
+                            meml={"methods": []})
+    return with_changes(settings, **changes) if changes else settings
 
 
 def _write(config, accuracy):
     """accuracy(dataset, method, seed, expert) -> value; writes every expected result file."""
-    for dataset in config["datasets"]:
-        for method in config["sft"]["methods"] + config["rl"]["methods"]:
-            for seed in config["seeds"]:
-                for expert in paths.method_experts(method, 3):
-                    path = paths.eval_file(config["results_dir"], "qwen2", dataset, method, seed, expert)
+    for dataset in config.datasets:
+        for method in config.sft.methods + config.rl.methods:
+            for seed in config.seeds:
+                for expert in Method.parse(method).experts(3):
+                    path = paths.eval_file(config.results_dir, "qwen2", dataset, method, seed, expert)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(json.dumps({"family": "qwen2", "dataset": dataset, "method": method,
                                                 "seed": seed, "expert": expert, "n": 10,
@@ -90,7 +89,7 @@ def test_paired_outcomes_and_sign_test_by_hand(tmp_path):
 
 def _write_samples(config, dataset, method, seed, expert, correct):
     """A result file and its samples file with the given per-item correctness."""
-    path = paths.eval_file(config["results_dir"], "qwen2", dataset, method, seed, expert)
+    path = paths.eval_file(config.results_dir, "qwen2", dataset, method, seed, expert)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"family": "qwen2", "dataset": dataset, "method": method, "seed": seed,
                                 "expert": expert, "n": len(correct), "accuracy": sum(correct) / len(correct)}))
@@ -99,17 +98,15 @@ def _write_samples(config, dataset, method, seed, expert, correct):
 
 
 def test_significance_mark_against_the_strongest_baseline(tmp_path):
-    config = _config(tmp_path)
-    config["datasets"] = ["synth_gsm8k", "synth_mathqa"]
-    config["meml"]["methods"] = ["MEML-GRPO"]
+    config = _config(tmp_path, datasets=["synth_gsm8k", "synth_mathqa"], meml={"methods": ["MEML-GRPO"]})
     n = 40
     # GSM8K: MEML (Expert1) right on 36/40 items, the strongest baseline (Expert1-SFT-GRPO) on 20: marked *.
     # MathQA: MEML right on 20, the strongest baseline on 21 (1 item apart): no mark.
     baseline = {"synth_gsm8k": [1] * 20 + [0] * 20, "synth_mathqa": [1] * 21 + [0] * 19}
     meml = {"synth_gsm8k": [1] * 36 + [0] * 4, "synth_mathqa": [1] * 20 + [0] * 20}
     weak = [1] * 10 + [0] * 30
-    for dataset in config["datasets"]:
-        for seed in config["seeds"]:
+    for dataset in config.datasets:
+        for seed in config.seeds:
             _write_samples(config, dataset, "Expert1-SFT-GRPO", seed, 1, baseline[dataset])
             _write_samples(config, dataset, "Expert1-SFT", seed, 1, weak)
             for expert in range(3):
@@ -125,7 +122,7 @@ def test_significance_mark_against_the_strongest_baseline(tmp_path):
     assert tests["MathQA"][-1] == "False" and tests["GSM8K"][-1] == "True"
     assert float(tests["Avg"][4]) == pytest.approx((40.0 - 2.5) / 2)
     # a worse MEML is marked with a dagger
-    for seed in config["seeds"]:
+    for seed in config.seeds:
         _write_samples(config, "synth_gsm8k", "MEML-GRPO", seed, 1, [0] * n)
     assert "| MEML-GRPO (Expert1) | 0.0 ± 0.0 † |" in write_table4(config)[0].read_text()
 
@@ -136,7 +133,9 @@ def test_reported_numbers_only_in_the_paper_setting(tmp_path):
 
     config = _config(tmp_path)
     assert not shows_reported(config) and reported_lines(config, "qwen2") == []
-    paper = {**config, "setting": "paper", "datasets": ["gsm8k", "strategyqa", "mathqa"]}
+    # the real benchmarks need non-programmatic expert sources
+    paper = with_changes(config, setting="paper", datasets=["gsm8k", "strategyqa", "mathqa"],
+                         experts={"sources": [{"kind": "gold"}] * 3})
     lines = "\n".join(reported_lines(paper, "llama"))
     assert "reported, secondary source, unverified" in lines
     assert "| MEML-GRPO (Expert1) | 61.0 | 63.3 | 58.4 | 60.9 |" in lines
@@ -153,12 +152,10 @@ def test_reported_numbers_only_in_the_paper_setting(tmp_path):
                                                   ("same_expert", "Expert1-SFT-GRPO", "*"),
                                                   ("rl", "Expert1-SFT-GRPO", "*")])
 def test_strongest_baseline_pool_is_an_option(tmp_path, pool, baseline, mark):
-    config = _config(tmp_path)
-    config["datasets"] = ["synth_gsm8k"]
-    config["meml"]["methods"] = ["MEML-GRPO"]
-    config["reports"] = {"strongest_baseline": pool, "bootstrap_iterations": 500}
+    config = _config(tmp_path, datasets=["synth_gsm8k"], meml={"methods": ["MEML-GRPO"]},
+                     reports={"strongest_baseline": pool, "bootstrap_iterations": 500})
     right = {"Expert1-SFT-GRPO": 20, "Expert1-SFT": 10, "MoE-SFT": 10, "MEML-GRPO": 10}
-    for seed in config["seeds"]:
+    for seed in config.seeds:
         for method, experts in (("Expert1-SFT-GRPO", [1]), ("Expert1-SFT", [1]), ("MoE-SFT", [0, 1, 2]),
                                 ("MEML-GRPO", [0, 1, 2])):
             for expert in experts:

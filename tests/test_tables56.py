@@ -5,7 +5,8 @@ import json
 import pytest
 
 from meml import paths
-from meml.config import load_config
+from meml.methods import Method
+from meml.pipeline.settings import load_settings, with_changes
 from reports.table4 import table4_methods
 from reports.table5 import build_table5, collect, means, report_experts, write_table5
 from reports.table6 import majority_vote, write_table6
@@ -14,18 +15,15 @@ ABLATIONS = ["MEML-GRPO", "MEML-GRPO-noIML", "MEML-GRPO-noHSFT", "MEML-GRPO-noHS
              "MEML-GRPO-Expert1-noHSFT-noIML"]
 
 
-def _config(tmp_path, meml=ABLATIONS):
-    config = load_config()
-    config.update(results_dir=str(tmp_path), datasets=["synth_gsm8k", "synth_strategyqa"], seeds=[0, 1])
-    config["models"]["families"] = ["qwen2"]
-    config["sft"]["methods"] = ["Expert1-SFT", "MoE-SFT"]
-    config["rl"]["methods"] = ["MoE-SFT-GRPO"]
-    config["meml"]["methods"] = list(meml)
-    return config
+def _config(tmp_path, meml=ABLATIONS, **changes):
+    return with_changes(load_settings(), results_dir=str(tmp_path),
+                        **{"datasets": ["synth_gsm8k", "synth_strategyqa"], "seeds": [0, 1],
+                           "models": {"families": ["qwen2"]}, "sft": {"methods": ["Expert1-SFT", "MoE-SFT"]},
+                           "rl": {"methods": ["MoE-SFT-GRPO"]}, "meml": {"methods": list(meml)}, **changes})
 
 
 def _write_result(config, dataset, method, seed, expert, accuracy, samples=None):
-    path = paths.eval_file(config["results_dir"], "qwen2", dataset, method, seed, expert)
+    path = paths.eval_file(config.results_dir, "qwen2", dataset, method, seed, expert)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(samples) if samples else 10
     path.write_text(json.dumps({"family": "qwen2", "dataset": dataset, "method": method, "seed": seed,
@@ -50,10 +48,10 @@ def test_table4_shows_the_full_method_and_table5_every_ablation(tmp_path):
     assert report_experts(config)["MEML-GRPO-Expert1-noHSFT-noIML"] == (1,)
     values = {"MEML-GRPO": 0.8, "MEML-GRPO-noIML": 0.7, "MEML-GRPO-noHSFT": 0.6, "MEML-GRPO-noHSFT-noIML": 0.5,
               "MEML-GRPO-Expert1-noHSFT-noIML": 0.4}
-    for dataset in config["datasets"]:
+    for dataset in config.datasets:
         for method, value in values.items():
             for seed in (0, 1):
-                for expert in paths.method_experts(method, 3):
+                for expert in Method.parse(method).experts(3):
                     # expert 1 is the one Table 5 reads; others carry a value that must not leak in
                     acc = value + 0.02 * seed - (0.1 if dataset == "synth_strategyqa" else 0) if expert == 1 else 0.0
                     _write_result(config, dataset, method, seed, expert, acc)
@@ -77,9 +75,8 @@ def test_table4_shows_the_full_method_and_table5_every_ablation(tmp_path):
 
 
 def test_table6_votes_item_by_item_for_meml_and_the_multi_expert_baseline(tmp_path):
-    config = _config(tmp_path, meml=["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"])
-    config["datasets"] = ["synth_gsm8k"]
-    config["seeds"] = [0]
+    config = _config(tmp_path, meml=["MEML-GRPO", "MEML-GRPO-Expert1-noHSFT-noIML"], datasets=["synth_gsm8k"],
+                     seeds=[0])
     # item i0: experts say 5, 5, 7 (gold 5) -> vote right; i1: 2, 3, 3 (gold 2) -> vote wrong;
     # i2: 9, 8, 1 (gold 8) -> three-way tie, expert 0's 9 -> wrong
     answers = {"i0": ["5", "5", "7"], "i1": ["2", "3", "3"], "i2": ["9", "8", "1"]}
@@ -98,8 +95,7 @@ def test_table6_votes_item_by_item_for_meml_and_the_multi_expert_baseline(tmp_pa
 
 
 def test_table6_names_a_missing_samples_file(tmp_path):
-    config = _config(tmp_path, meml=["MEML-GRPO"])
-    config["datasets"], config["seeds"], config["rl"]["methods"] = ["synth_gsm8k"], [0], []
+    config = _config(tmp_path, meml=["MEML-GRPO"], datasets=["synth_gsm8k"], seeds=[0], rl={"methods": []})
     for expert in range(3):
         _write_result(config, "synth_gsm8k", "MEML-GRPO", 0, expert, 0.5)
     with pytest.raises(FileNotFoundError, match=r"expert0\.samples\.jsonl is missing"):

@@ -1,4 +1,4 @@
-"""Teacher-LLM expert sources (meml/teachers.py) against a fake OpenAI-compatible server on 127.0.0.1."""
+"""Teacher-LLM expert sources (meml/experts/teachers.py) against a fake OpenAI-compatible server on 127.0.0.1."""
 
 import copy
 import json
@@ -15,11 +15,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from meml import paths, stages
-from meml.config import ConfigError, load_config, validate_config
+from meml import paths
 from meml.data import read_jsonl
+from meml.experts.teachers import (
+    TeacherError,
+    ensure_answer_line,
+    read_cache,
+    run_teacher,
+    split_reasoning,
+)
+from meml.fields import ConfigError
+from meml.pipeline import stages
+from meml.pipeline.settings import load_settings, settings_from_config, with_changes
 from meml.records import Record
-from meml.teachers import TeacherError, ensure_answer_line, read_cache, run_teacher, split_reasoning
 from tests.conftest import REPO_ROOT
 
 KEY_ENV = "MEML_TEST_TEACHER_KEY"
@@ -279,7 +287,7 @@ def test_cache_reading_tolerates_only_a_truncated_last_line(tmp_path, caplog):
     with pytest.raises(ValueError, match=rf"{cache}:2: corrupt teacher cache line"):
         read_cache(cache)
     cache.write_text(json.dumps(good[0]) + "\n" + json.dumps(good[1])[:25])
-    with caplog.at_level(logging.WARNING, logger="meml.teachers"):
+    with caplog.at_level(logging.WARNING, logger="meml.experts.teachers"):
         assert list(read_cache(cache)) == ["q0"]
     assert "truncated last line" in caplog.text
     with pytest.raises(ValueError, match="source's model is 'other'"):
@@ -304,12 +312,12 @@ def world_results(tmp_path_factory):
 
 
 def _config(root, url, **source):
-    config = copy.deepcopy(load_config())
-    config.update(results_dir=str(root), datasets=["synth_gsm8k"])
-    config["world"]["splits"] = {"pretrain": 3, "train": 12, "rl": 3, "test": 3}
-    config["experts"]["sources"][1] = _spec(url, **source)
-    config["experts"]["filter_incorrect"] = True
-    return validate_config(config)
+    settings = load_settings()
+    sources = settings.to_mapping()["experts"]["sources"]
+    sources[1] = _spec(url, **source)
+    return with_changes(settings, results_dir=str(root), datasets=["synth_gsm8k"],
+                        world={"splits": {"pretrain": 3, "train": 12, "rl": 3, "test": 3}},
+                        experts={"sources": sources, "filter_incorrect": True})
 
 
 def _results(tmp_path, world_results):
@@ -324,25 +332,28 @@ def _answers(config, wrong=()):
 
 
 def test_config_accepts_teacher_kinds_and_names_their_keys():
-    config = copy.deepcopy(load_config())
-    config["datasets"] = ["gsm8k"]
-    config["experts"]["sources"] = [{"kind": "gold"}, _spec("https://api.deepseek.com/v1"),
-                                    {"kind": "local", "model": "some/model", "backend": "vllm", "batch_size": 4}]
-    validate_config(copy.deepcopy(config))
+    sources = [{"kind": "gold"}, _spec("https://api.deepseek.com/v1"),
+               {"kind": "local", "model": "some/model", "backend": "vllm", "batch_size": 4}]
+    config = {"datasets": ["gsm8k"], "experts": {"sources": sources}}
+    assert settings_from_config(copy.deepcopy(config)).experts.sources == sources  # kept as given
     for index, change, message in (
             (1, {"base_url": None}, "experts.sources[1]: an openai source needs 'base_url' and 'model'"),
             (2, {"model": None}, "experts.sources[2]: a local source needs 'model'"),
             (2, {"timeout_s": 3}, "experts.sources[2]: ['timeout_s'] do not apply to a local source"),
             (1, {"backend": "vllm"}, "experts.sources[1]: ['backend'] do not apply to an openai source"),
-            (1, {"prompt_template": "no placeholder"}, "experts.sources.1.prompt_template")):
+            (1, {"prompt_template": "no placeholder"},
+             "experts.sources[1]: prompt_template must contain '{question}'"),
+            (1, {"max_concurrency": 0}, "experts.sources.1.max_concurrency: 0 is less than the minimum of 1"),
+            (2, {"dtype": "int4"}, "experts.sources.2.dtype: 'int4' is not one of"),
+            (0, {"colour": "red"}, "experts.sources.0: Additional properties are not allowed ('colour'")):
         bad = copy.deepcopy(config)
         spec = bad["experts"]["sources"][index]
         spec.update(change)
         for key in [k for k, v in change.items() if v is None]:
             spec.pop(key)
         with pytest.raises(ConfigError) as err:
-            validate_config(bad, "my.yaml")
-        assert message in str(err.value)
+            settings_from_config(bad, "my.yaml")
+        assert str(err.value).startswith("my.yaml: ") and message in str(err.value)
 
 
 def test_experts_stage_filters_teacher_answers(tmp_path, world_results):
@@ -375,6 +386,7 @@ def test_experts_stage_filters_teacher_answers(tmp_path, world_results):
         stages.teacher_trajectories(config, "synth_gsm8k", 0)
 
 
+@pytest.mark.slow
 def test_killed_teacher_run_resumes_without_repeating_questions(tmp_path, world_results):
     root = _results(tmp_path, world_results)
     config = _config(root, "http://127.0.0.1:9/v1")
@@ -382,7 +394,7 @@ def test_killed_teacher_run_resumes_without_repeating_questions(tmp_path, world_
     with FakeTeacher(_answers(config), delay=0.25) as fake:
         config = _config(root, fake.url, max_concurrency=2)
         config_file = tmp_path / "config.yaml"
-        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        config_file.write_text(yaml.safe_dump(config.to_mapping(), sort_keys=False))
         command = [sys.executable, "-m", "meml", "teacher", "--config", str(config_file), "--dataset", "synth_gsm8k",
                    "--expert", "1"]
         cache = paths.teacher_file(root, "synth_gsm8k", 1)
@@ -412,7 +424,7 @@ def test_killed_teacher_run_resumes_without_repeating_questions(tmp_path, world_
 
 
 def test_cli_has_the_teacher_stage():
-    from meml.cli import build_parser
+    from meml.pipeline.cli import build_parser
 
     args = build_parser().parse_args(["teacher", "--dataset", "gsm8k", "--expert", "1"])
     assert (args.command, args.dataset, args.expert) == ("teacher", "gsm8k", 1)
@@ -421,6 +433,7 @@ def test_cli_has_the_teacher_stage():
 # --------------------------------------------------------------------------- local models
 
 
+@pytest.mark.slow
 def test_local_transformers_teacher_caches_and_resumes(tmp_path, small_world, tiny_model_dir):
     from meml.data import load_records
 
@@ -450,6 +463,7 @@ def test_vllm_backend_needs_the_gpu_extra(tmp_path):
         run_teacher({"kind": "local", "model": "x", "backend": "vllm"}, [], tmp_path / "c.jsonl", expert=1)
 
 
+@pytest.mark.slow
 def test_workflow_teacher_rule_keeps_the_cache_of_a_failed_job(tmp_path, world_results):
     """Snakemake runs `meml teacher` before the experts stage; a failed job's answers survive for the rerun."""
     root = _results(tmp_path, world_results)
@@ -459,7 +473,7 @@ def test_workflow_teacher_rule_keeps_the_cache_of_a_failed_job(tmp_path, world_r
     experts = paths.experts_file(root, "synth_gsm8k", 1)
     with FakeTeacher(_answers(config), script={first.question: [{"status": 400}]}) as fake:
         config_file = tmp_path / "config.yaml"
-        config_file.write_text(yaml.safe_dump(_config(root, fake.url), sort_keys=False))
+        config_file.write_text(yaml.safe_dump(_config(root, fake.url).to_mapping(), sort_keys=False))
         command = [sys.executable, "-m", "snakemake", str(experts), "--cores", "1", "--configfile", str(config_file)]
         failed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert failed.returncode != 0 and not experts.exists(), failed.stderr

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -62,7 +60,7 @@ def make_corpus(n: int = 300, seed: int = 0) -> list[str]:
 @pytest.fixture(autouse=True)
 def single_thread():
     """Tiny models run many tiny ops; with other jobs on a 2-core box, OpenMP barriers make 2 threads
-    up to 50x slower than 1. Tests run single-threaded (the speed measurement sets its own)."""
+    up to 50x slower than 1. Tests run single-threaded."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -164,6 +162,7 @@ def test_digits_are_single_tokens(built):
     assert [digit_ids[d] for d in "2024"] == tok2("2024", add_special_tokens=False)["input_ids"]
 
 
+@pytest.mark.slow
 def test_same_corpus_same_vocab(corpus):
     for family in FAMILIES:
         a, b = train_tokenizer(corpus, family), train_tokenizer(iter(corpus), family)
@@ -281,6 +280,7 @@ def test_same_seed_same_weights(built):
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
+@pytest.mark.slow
 def test_greedy_generate_stops_at_eos(built):
     """Overfit one chat turn for a few steps, then greedy decoding must emit the answer and stop at eos."""
     family, tok, _, _, tok2, model2 = built
@@ -344,6 +344,7 @@ def test_lm_eval_hf_backend_loads(built):
     assert ll[0][0] < 0
 
 
+@pytest.mark.slow
 def test_trl_sft_assistant_only_and_grpo_load_by_path(built, tmp_path):
     """TRL loads the folder by path: SFT with assistant_only_loss labels exactly the answer + eos; GRPO steps."""
     trl = pytest.importorskip("trl")
@@ -375,39 +376,41 @@ def test_trl_sft_assistant_only_and_grpo_load_by_path(built, tmp_path):
     grpo.train()
 
 
-def test_measure_size_and_speed(corpus):
-    """Print (not assert) parameter counts and CPU forward+backward time, batch 16 x 96, default size.
+def _expected_parameters(family: str, vocab: int, shape) -> int:
+    """Parameters of a tiny model of ``shape`` (``models.tiny``), counted by hand from the architecture."""
+    hidden, kv = shape.hidden_size, shape.num_kv_heads * (shape.hidden_size // shape.num_heads)
+    attention = 2 * hidden * hidden + 2 * hidden * kv  # q and o (hidden x hidden), k and v (hidden x kv width)
+    if family == "qwen2":
+        attention += hidden + 2 * kv  # Qwen2 has q/k/v biases, Llama none
+    mlp = 3 * hidden * shape.intermediate_size  # gate, up, down
+    layer = attention + mlp + 2 * hidden  # two RMSNorms
+    return vocab * hidden + shape.num_layers * layer + hidden  # tied embedding, layers, final norm
 
-    Bounded to ~15 s: on a busy machine 2 threads can be many times slower than 1 (see `single_thread`).
-    """
-    threads, deadline = torch.get_num_threads(), time.perf_counter() + 15
-    try:
-        for family in FAMILIES:
-            tok = train_tokenizer(corpus, family)
-            model = build_model(family, tok)
-            model.train()
-            n, n_body = count_parameters(model), count_parameters(model, include_embeddings=False)
-            print(f"\n[tiny] {family}: vocab={len(tok)} params={n:,} non-embedding={n_body:,}", end="")
-            x = torch.randint(0, len(tok), (16, 96), generator=torch.Generator().manual_seed(0))
-            for nt in (1, 2):
-                if time.perf_counter() > deadline:
-                    print(f"\n[tiny] {family} threads={nt}: skipped (time budget)", end="")
-                    continue
-                torch.set_num_threads(nt)
-                times = []
-                for _ in range(3):  # first pass is warm-up
-                    t0 = time.perf_counter()
-                    model(input_ids=x, labels=x).loss.backward()
-                    times.append(time.perf_counter() - t0)
-                    model.zero_grad()
-                    if time.perf_counter() > deadline:
-                        break
-                best = min(times[1:] or times)
-                print(
-                    f"\n[tiny] {family} fwd+bwd 16x96 threads={nt}: {best * 1000:.0f} ms "
-                    f"(best of {max(len(times) - 1, 1)}; load avg {os.getloadavg()[0]:.1f})",
-                    end="",
-                )
-        print()
-    finally:
-        torch.set_num_threads(threads)
+
+def test_configured_tiny_models_have_the_expected_size(corpus):
+    """Both families built at the workflow's configured shape have exactly the hand-counted parameters, the same
+    body apart from Qwen2's attention biases, and about the same size overall. (Speed figures: bench/.)"""
+    from meml.pipeline.settings import load_settings
+
+    shape = load_settings().models.tiny
+    counts, bodies = {}, {}
+    for family in FAMILIES:
+        tok = train_tokenizer(corpus, family, vocab_size=shape.vocab_size)
+        assert 300 <= len(tok) <= shape.vocab_size  # an upper bound: the small corpus may yield fewer merges
+        model = build_model(family, tok, hidden_size=shape.hidden_size, num_layers=shape.num_layers,
+                            num_heads=shape.num_heads, num_kv_heads=shape.num_kv_heads,
+                            intermediate_size=shape.intermediate_size,
+                            max_position_embeddings=shape.max_position_embeddings)
+        config = model.config
+        assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads,
+                config.intermediate_size, config.max_position_embeddings, config.vocab_size) == (
+            shape.hidden_size, shape.num_layers, shape.num_heads, shape.num_kv_heads, shape.intermediate_size,
+            shape.max_position_embeddings, len(tok))
+        counts[family] = count_parameters(model)
+        bodies[family] = count_parameters(model, include_embeddings=False)
+        assert counts[family] == _expected_parameters(family, len(tok), shape)
+        assert counts[family] - bodies[family] == len(tok) * shape.hidden_size  # the one (tied) embedding matrix
+    kv = shape.num_kv_heads * (shape.hidden_size // shape.num_heads)
+    assert bodies["qwen2"] - bodies["llama"] == shape.num_layers * (shape.hidden_size + 2 * kv)
+    assert abs(counts["qwen2"] - counts["llama"]) <= 0.02 * counts["llama"]  # the two families: one size
+    assert 100_000 < counts["llama"] < 1_000_000  # tiny: a few hundred thousand parameters at the default shape

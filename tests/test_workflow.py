@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meml.cli import build_parser, main
-from meml.config import ConfigError, load_config, validate_config
+from meml.pipeline.cli import build_parser, main
+from meml.pipeline.settings import ConfigError, load_settings, settings_from_config
 from tests.conftest import REPO_ROOT
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def test_default_config_is_valid():
-    config = load_config()
-    assert config["setting"] == "tiny"
-    assert config["datasets"] == ["synth_gsm8k", "synth_mathqa", "synth_strategyqa"]
+    config = load_settings()
+    assert config.setting == "tiny"
+    assert config.datasets == ["synth_gsm8k", "synth_mathqa", "synth_strategyqa"]
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -27,12 +27,15 @@ def test_default_config_is_valid():
     (lambda c: c["sft"].update(steps="3"), "sft.steps: '3' is not of type 'integer'"),
     (lambda c: c.update(datasets=["gsm9k"]), "datasets.0"),
     (lambda c: c["experts"]["sources"].pop(), "experts.sources has 2 entries but experts.prompts has 3"),
-    (lambda c: c["sft"].update(methods=["Expert5-SFT"]), "Expert5-SFT names an expert beyond"),
+    (lambda c: c["sft"].update(methods=["Expert5-SFT"]), "sft.methods: Expert5-SFT: only 3 experts are configured"),
     (lambda c: c.update(datasets=["gsm8k"]), "programmatic teachers"),
     (lambda c: c["rl"].update(methods=["Expert0-SFT-GRPO"]) or c["sft"].update(methods=["MoE-SFT"]),
      "rl.methods: Expert0-SFT-GRPO starts from Expert0-SFT, which is not in sft.methods"),
     (lambda c: c["rl"]["algorithms"].update(DAPO={"epsilon_hgh": 0.3}), "rl.algorithms.DAPO: unknown setting"),
     (lambda c: c["meml"].update(methods=["MEML-GRPO-noIML-noHSFT"]), "meml.methods.0: 'MEML-GRPO-noIML-noHSFT' does not"),
+    (lambda c: c["rl"].update(steps=0), "rl.steps: 0 is less than the minimum of 1"),
+    (lambda c: c["experts"]["sources"][1].update(error_rate=2), "experts.sources.1.error_rate: 2 is greater than"),
+    (lambda c: c["compute"].update(precision="bf16"), "compute.precision bf16 needs compute.device cuda"),
     (lambda c: c["meml"].update(methods=["MEML-GRPO-Expert1"]), "mutual learning (IML) needs several experts"),
     (lambda c: c["meml"].update(methods=["MEML-GRPO-Expert0-noIML"]) or c["sft"].update(
         methods=["Expert1-SFT", "MoE-SFT"]),
@@ -43,10 +46,10 @@ def test_default_config_is_valid():
     (lambda c: c["meml"].update(lambda3=1), "meml: Additional properties are not allowed ('lambda3'"),
 ])
 def test_bad_config_names_the_key(mutate, message):
-    config = copy.deepcopy(load_config())
+    config = copy.deepcopy(load_settings().to_mapping())
     mutate(config)
     with pytest.raises(ConfigError) as err:
-        validate_config(config, "my.yaml")
+        settings_from_config(config, "my.yaml")
     assert message in str(err.value) and "my.yaml" in str(err.value)
 
 
@@ -61,15 +64,16 @@ def test_cli_lists_every_stage(capsys):
 
 def test_cli_reports_a_bad_config_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("setting: tiny\n")
+    bad.write_text("sft: {stpes: 3}\n")
     assert main(["check-config", "--config", str(bad)]) == 2
-    assert "is a required property" in capsys.readouterr().err
+    assert "sft: Additional properties are not allowed ('stpes'" in capsys.readouterr().err
 
 
 def _snakemake(*args, cwd=REPO_ROOT):
     return subprocess.run(SNAKEMAKE + list(args), cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_dry_run_lists_the_plan(tmp_path):
     done = _snakemake("-n", "--cores", "2", "--config", f"results_dir={tmp_path}")
     assert done.returncode == 0, done.stderr
@@ -83,12 +87,14 @@ def test_dry_run_lists_the_plan(tmp_path):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 
+@pytest.mark.slow
 def test_seeds_from_the_command_line(tmp_path):
     done = _snakemake("-n", "--cores", "2", "--config", f"results_dir={tmp_path}", "seeds=[0,1]")
     assert done.returncode == 0, done.stderr[-2000:]
     assert any(line.split() == ["sft", "12"] for line in done.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_all_starts_overlay_plans_every_rl_run(tmp_path):
     done = _snakemake("-n", "--cores", "2", "--configfile", "workflow/config/rl_all_starts.yaml",
                       "--config", f"results_dir={tmp_path}")
@@ -97,9 +103,10 @@ def test_all_starts_overlay_plans_every_rl_run(tmp_path):
         assert f"/{method}/seed0/expert" in done.stdout
 
 
+@pytest.mark.slow
 def test_dry_run_refuses_a_misspelled_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"results_dir": str(tmp_path), "sft": {**load_config()["sft"], "lerning_rate": 1}}))
+    bad.write_text(yaml.safe_dump({"results_dir": str(tmp_path), "sft": {"lerning_rate": 1}}))
     done = _snakemake("-n", "--cores", "1", "--configfile", str(bad))
     assert done.returncode != 0
     assert "lerning_rate" in done.stdout + done.stderr
@@ -180,6 +187,38 @@ def test_workflow_runs_end_to_end_and_resumes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for table in ("table4", "table5", "table6", "complementarity"):
         assert f"tables/{table}.md" in done.stderr
+    # the rerun rule: an evaluation-only change, then added methods, retrain nothing that exists
+    models = {p: p.stat().st_mtime_ns for p in results.rglob("model.safetensors")}
+    assert len(models) >= 10
+    changed = {**MINI, "results_dir": str(results), "eval": {**MINI["eval"], "max_new_tokens": 10},
+               "data": {"max_test_items": 8}}
+    changed_file = tmp_path / "changed.yaml"
+    changed_file.write_text(yaml.safe_dump(changed))
+    training = {"make_world", "experts", "build_tiny", "pretrain", "sft", "rl", "riel"}
+    plan = _planned(_snakemake("-n", "--cores", "2", "--configfile", str(changed_file)))
+    assert not plan.keys() & training and {"evaluate", "evaluate_GRPO", "evaluate_meml", "sample"} <= plan.keys()
+    added = {**changed, "rl": {**MINI["rl"], "methods": [*MINI["rl"]["methods"], "MoE-SFT-GRPO"]},
+             "meml": {**MINI["meml"], "methods": [*MINI["meml"]["methods"], "MEML-GRPO-noIML"]}}
+    changed_file.write_text(yaml.safe_dump(added))
+    plan = _planned(_snakemake("-n", "--cores", "2", "--configfile", str(changed_file)))
+    assert not plan.keys() & {"make_world", "experts", "build_tiny", "pretrain", "sft"}
+    assert plan["riel"] == 2 and plan["rl"] == 2  # the new MEML-GRPO method, and the GRPO job, per dataset
+    done = _snakemake("--cores", "2", "--configfile", str(changed_file))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert {p: p.stat().st_mtime_ns for p in models} == models  # every model trained before is untouched
+    assert (results / "rl" / "qwen2" / "synth_gsm8k" / "MEML-GRPO-noIML" / "seed0" / "model.safetensors").exists()
+    assert (results / "rl" / "qwen2" / "synth_gsm8k" / "MoE-SFT-GRPO" / "seed0" / "model.safetensors").exists()
+
+
+def _planned(done) -> dict[str, int]:
+    """Jobs per rule of a ``snakemake -n`` plan."""
+    assert done.returncode == 0, done.stderr[-4000:]
+    counts = {}
+    for line in (done.stdout + done.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def _rl_job_pids(results):
@@ -201,7 +240,7 @@ def test_a_killed_rl_job_resumes_when_snakemake_runs_again(tmp_path):
     import signal
     import time
 
-    from baselines.rl import last_checkpoint
+    from meml.training.rl import last_checkpoint
 
     results = tmp_path / "results"
     mini = {**MINI, "datasets": ["synth_gsm8k"], "results_dir": str(results),
@@ -231,6 +270,7 @@ def test_a_killed_rl_job_resumes_when_snakemake_runs_again(tmp_path):
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == list(range(1, 9))
 
 
+@pytest.mark.slow
 def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
     """workflow/config/paper.yaml lists the whole paper setting without the hub, GPUs or API keys."""
     done = _snakemake("-n", "-p", "--cores", "8", "--configfile", "workflow/config/paper.yaml",
@@ -250,16 +290,15 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
         assert f"{launch} {stage} --config" in out, stage
     assert "-m meml evaluate --config" in out and "-m meml teacher --config" in out
     assert "gpu=8, runtime=2880" in out and "gpu=0, runtime=2880" in out  # training and eval: the node; teacher: none
-    from meml.config import load_config
-
-    config = load_config(tmp_path / "config.yaml")  # what every job reads: default.yaml with paper.yaml on top
-    assert config["setting"] == "paper" and config["models"]["pretrained"]["qwen2"] == "Qwen/Qwen2.5-Math-1.5B"
-    assert (config["rl"]["learning_rate"], config["rl"]["num_generations"], config["rl"]["epochs"]) == (1e-6, 8, 1)
-    assert (config["sft"]["learning_rate"], config["sft"]["epochs"]) == (1e-5, 1)
-    assert [s["kind"] for s in config["experts"]["sources"]] == ["gold", "openai", "openai"]
-    assert config["experts"]["filter_incorrect"] is True
+    config = load_settings(tmp_path / "config.yaml")  # what every job reads: the whole resolved settings tree
+    assert config.setting == "paper" and config.models.pretrained["qwen2"] == "Qwen/Qwen2.5-Math-1.5B"
+    assert (config.rl.learning_rate, config.rl.num_generations, config.rl.epochs) == (1e-6, 8, 1)
+    assert (config.sft.learning_rate, config.sft.epochs) == (1e-5, 1)
+    assert [s["kind"] for s in config.experts.sources] == ["gold", "openai", "openai"]
+    assert config.experts.filter_incorrect is True
 
 
+@pytest.mark.slow
 def test_slurm_profile_sizes_jobs_from_the_rule_resources(tmp_path):
     profile = yaml.safe_load((REPO_ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["default-resources"]["tasks_per_gpu"] == 0

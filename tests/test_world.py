@@ -7,7 +7,7 @@ import re
 import pytest
 
 from meml.data import load_records
-from meml.experts import GoldSource, ProgrammaticTeacher, make_source
+from meml.experts.sources import GoldSource, ProgrammaticTeacher, make_source
 from meml.rewards import accuracy_reward, extract_answer
 from meml.world.generate import WorldConfig, generate_task, write_world
 from meml.world.programs import Difficulty, Program, Step

@@ -20,7 +20,12 @@ from pathlib import Path
 from meml.mathqa_options import parse_options
 from meml.records import Record
 from meml.world.programs import FLAWS, Program
-from meml.world.render import STYLES, gsm8k_solution, mathqa_solution, strategyqa_solution
+from meml.world.render import (
+    STYLES,
+    gsm8k_solution,
+    mathqa_solution,
+    strategyqa_solution,
+)
 
 
 class TrajectorySource(ABC):

@@ -76,7 +76,7 @@ class HardExampleBuffer:
     k: int = 6
     rule: str = "gt"
     probability: str = "k_over_g"
-    seed: int = 0
+    seed: int | str = 0
     items: list = field(default_factory=list)
 
     def __post_init__(self):

@@ -13,26 +13,33 @@ then sees N x G rows per question, in groups of G per (question, expert). On top
   token-mean NLL of its items is added to that step's loss (one SFT update sharing the RL step)
   and the buffer is emptied.
 
+The buffer is per process (each process offers its own groups); its items, RNG and SFT-update count are
+checkpointed per process (``hard_example_buffer_<process index>.json``) and restored by the same process
+on resume.
+
 Settings: :class:`meml.method.config.MEMLConfig`; choices and reasons: docs/method.md.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from meml.method.config import MEMLConfig
-from meml.training.grpo import SparsityGRPOTrainer
-from meml.training.rl import trainer_kwargs
-from meml.method.losses import HardExampleBuffer, best_and_worst_experts, intra_expert_advantages, token_mean_nll
+from meml.method.losses import (
+    HardExampleBuffer,
+    best_and_worst_experts,
+    intra_expert_advantages,
+    token_mean_nll,
+)
 from meml.prompts import prompt_messages
 from meml.records import Record
+from meml.training.grpo import SparsityGRPOTrainer, process_seed
+from meml.training.rl import trainer_kwargs
+from meml.training.trl_compat import pad
 
-
-BUFFER_STATE = "hard_example_buffer.json"  # saved in every checkpoint
+BUFFER_STATE = "hard_example_buffer"  # file stem: <stem>_<process index>.json in every checkpoint
 
 
 def meml_rows(records: Sequence[Record]) -> list[dict]:
@@ -51,6 +58,8 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             used, and each question of a batch is sampled under each of them.
     """
 
+    extra_state_name = BUFFER_STATE
+
     def __init__(self, *args, meml: MEMLConfig, expert_prompts: Sequence[str], **kwargs):
         super().__init__(*args, **kwargs)
         if self.args.steps_per_generation != 1 or self.num_iterations != 1:
@@ -62,29 +71,22 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         self.buffer = None
         if meml.hsft:
             self.buffer = HardExampleBuffer(capacity=meml.buffer_capacity, k=meml.buffer_k, rule=meml.buffer_rule,
-                                            probability=meml.buffer_probability, seed=self.args.seed)
+                                            probability=meml.buffer_probability,
+                                            seed=process_seed(self.args.seed, self.accelerator.process_index,
+                                                              self.accelerator.num_processes))
         self.sft_updates = 0
         self._transfer: dict | None = None  # mutual-learning batch of the current step
         self._buffer_batch: dict | None = None  # buffer contents to fit in the current step
 
-    def _save_checkpoint(self, model, trial):
-        """TRL's checkpoint plus the buffer's items, RNG and SFT-update count."""
-        super()._save_checkpoint(model, trial)
-        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
-        if self.buffer is not None and folder.is_dir():
-            from meml.io import write_json_atomic
+    def extra_state(self) -> dict | None:
+        """This process's buffer items, RNG and SFT-update count (checkpointed per process; None without a buffer)."""
+        if self.buffer is None:
+            return None
+        return {**self.buffer.state(), "sft_updates": self.sft_updates}
 
-            write_json_atomic(folder / BUFFER_STATE, {**self.buffer.state(), "sft_updates": self.sft_updates})
-
-    def load_buffer_state(self, checkpoint: str | Path) -> None:
-        """Restore the buffer saved with ``checkpoint`` (no-op when absent)."""
-        path = Path(checkpoint) / BUFFER_STATE
-        if self.buffer is not None and path.exists():
-            state = json.loads(path.read_text(encoding="utf-8"))
-            self.buffer.load_state(state)
-            self.sft_updates = state["sft_updates"]
-
-    restore_extra_state = load_buffer_state  # called by meml.training.rl.train_rl on resume
+    def load_extra_state(self, state: dict) -> None:
+        self.buffer.load_state(state)
+        self.sft_updates = state["sft_updates"]
 
     def expand_to_experts(self, inputs: list[dict]) -> list[dict]:
         """Rows of G copies per question -> rows of G copies per (question, expert), question-major."""
@@ -154,8 +156,6 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
 
     def sft_batch(self, items: list[dict]) -> dict:
         """Tensors of (question under the item's expert prompt, reference answer + end of turn)."""
-        from trl.trainer.utils import pad
-
         prompts = [prompt_messages(i["question"], self.expert_prompts[i["expert"]]) for i in items]
         prompt_ids, _, _ = self._tokenize_prompts(prompts)
         eos = self._tokenizer.eos_token_id
@@ -175,8 +175,6 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
 
     def transfer_batch(self, rows: list[dict], output: dict, rewards: torch.Tensor) -> dict | None:
         """Per question with a valid (E+, E-): E+'s first correct completion under E-'s prompt, as tensors."""
-        from trl.trainer.utils import pad
-
         best, worst, valid = best_and_worst_experts(rewards.cpu())
         n_experts, size = rewards.shape[1], rewards.shape[2]
         prompts, completion_rows = [], []

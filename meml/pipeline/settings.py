@@ -23,9 +23,23 @@ from typing import Literal
 import yaml
 
 from meml.experts.spec import ExpertSource
-from meml.fields import ConfigError, check_mapping, from_mapping, json_schema, setting, to_mapping
+from meml.fields import (
+    ConfigError,
+    check_mapping,
+    from_mapping,
+    json_schema,
+    setting,
+    to_mapping,
+)
 from meml.method.config import MEMLConfig
-from meml.methods import RL_ALGORITHMS, SFT_METHODS, Method
+from meml.methods import (
+    MEML_PATTERN,
+    RL_ALGORITHMS,
+    RL_PATTERN,
+    SFT_METHODS,
+    SFT_PATTERN,
+    Method,
+)
 from meml.tiny.config import TinyModelConfig
 from meml.training.compute import ComputeConfig
 from meml.training.rl_config import RLConfig
@@ -138,7 +152,7 @@ class SFTSettings(SFTConfig):
     """The SFT methods (Table 4's SFT rows, and the starts of every RL method)."""
 
     methods: list[str] = setting("Expert<k>-SFT and MoE-SFT methods.", factory=lambda: list(SFT_METHODS),
-                                 min_items=1)
+                                 min_items=1, pattern=SFT_PATTERN)
 
     def __post_init__(self):
         super().__post_init__()
@@ -152,7 +166,8 @@ class RLSettings(RLConfig):
 
     methods: list[str] = setting(
         "RL methods <SFT method>-<GRPO|Dr.GRPO|DAPO>; one job per (family, dataset, seed, algorithm).",
-        factory=lambda: ["Expert1-SFT-GRPO", "Expert1-SFT-Dr.GRPO", "MoE-SFT-GRPO", "MoE-SFT-Dr.GRPO", "MoE-SFT-DAPO"])
+        factory=lambda: ["Expert1-SFT-GRPO", "Expert1-SFT-Dr.GRPO", "MoE-SFT-GRPO", "MoE-SFT-Dr.GRPO", "MoE-SFT-DAPO"],
+        pattern=RL_PATTERN)
     algorithms: dict[str, dict] = setting("Per-algorithm overrides of the keys above, e.g. {DAPO: "
                                           "{max_sampling_rounds: 3}}.", factory=dict)
 
@@ -181,7 +196,7 @@ class MEMLSettings(MEMLConfig):
     methods: list[str] = setting(
         "MEML-GRPO[-Expert<k>][-noHSFT][-noIML] methods; each is one row of Table 5.",
         factory=lambda: ["MEML-GRPO", "MEML-GRPO-noIML", "MEML-GRPO-noHSFT", "MEML-GRPO-noHSFT-noIML",
-                         "MEML-GRPO-Expert1-noHSFT-noIML"])
+                         "MEML-GRPO-Expert1-noHSFT-noIML"], pattern=MEML_PATTERN)
     report_expert: int = setting("Inference expert of Table 5 (the paper reports Expert1).", 1, ge=0)
 
     def __post_init__(self):
@@ -257,8 +272,8 @@ class Settings:
     sft: SFTSettings = _setting("SFT methods and settings.", factory=SFTSettings)
     rl: RLSettings = _setting("RL baselines and their settings.", factory=RLSettings)
     meml: MEMLSettings = _setting("MEML-GRPO methods and settings.", factory=MEMLSettings)
-    eval: EvalSettings = _setting("Evaluation.", factory=EvalSettings)
-    reports: ReportsSettings = _setting("Tables.", factory=ReportsSettings)
+    eval: EvalSettings = _setting("Evaluation (lm-eval, greedy).", factory=EvalSettings)
+    reports: ReportsSettings = _setting("How the tables compare methods.", factory=ReportsSettings)
     complementarity: ComplementaritySettings = _setting("Error-complementarity analysis.",
                                                        factory=ComplementaritySettings)
     compute: ComputeConfig = _setting("Where jobs run: device, precision, vLLM, launcher, Snakemake resources; speed "

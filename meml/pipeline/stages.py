@@ -19,8 +19,8 @@ from meml.methods import Method
 from meml.pipeline import reads
 from meml.pipeline.settings import Settings
 from meml.provenance import provenance
-from meml.sweeps import meml_methods, rl_algorithms, rl_methods  # noqa: F401 (the stages' method lists)
 from meml.records import Record
+from meml.sweeps import meml_methods, rl_algorithms, rl_methods  # noqa: F401 (the stages' method lists)
 
 log = logging.getLogger(__name__)
 

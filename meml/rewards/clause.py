@@ -20,8 +20,16 @@ from fractions import Fraction
 
 from meml.rewards import budget
 from meml.rewards.arith import (
-    NotArithmetic, Token, TooExpensive, is_number_word, number_words, canonical_decimal, canonical_fraction,
-    evaluate, number_value, tokenize,
+    NotArithmetic,
+    Token,
+    TooExpensive,
+    canonical_decimal,
+    canonical_fraction,
+    evaluate,
+    is_number_word,
+    number_value,
+    number_words,
+    tokenize,
 )
 from meml.rewards.latex import LatexTooDeep, to_plain
 

@@ -4,30 +4,23 @@
     model = build_model("qwen2", tok, seed=0)
     save_pretrained_folder(model, tok, "runs/tiny-qwen2")
     # then AutoTokenizer / AutoModelForCausalLM / lm-eval hf / TRL / vLLM load it by path
+
+The names below are imported on first use, so reading the settings (``meml.tiny.config``) does not
+import torch and transformers.
 """
 
-from .model import build_model, count_parameters, describe, folder_parameter_count, save_pretrained_folder
-from .tokenizer import (
-    FAMILIES,
-    LLAMA_CHAT_TEMPLATE,
-    PADDING_SIDE,
-    PRETOKENIZE_REGEX,
-    QWEN2_CHAT_TEMPLATE,
-    train_backend,
-    train_tokenizer,
-)
+from importlib import import_module
 
-__all__ = [
-    "FAMILIES",
-    "LLAMA_CHAT_TEMPLATE",
-    "PADDING_SIDE",
-    "PRETOKENIZE_REGEX",
-    "QWEN2_CHAT_TEMPLATE",
-    "build_model",
-    "count_parameters",
-    "describe",
-    "folder_parameter_count",
-    "save_pretrained_folder",
-    "train_backend",
-    "train_tokenizer",
-]
+_EXPORTS = {
+    "build_model": ".model", "count_parameters": ".model", "describe": ".model", "folder_parameter_count": ".model",
+    "save_pretrained_folder": ".model", "FAMILIES": ".tokenizer", "LLAMA_CHAT_TEMPLATE": ".tokenizer",
+    "PADDING_SIDE": ".tokenizer", "PRETOKENIZE_REGEX": ".tokenizer", "QWEN2_CHAT_TEMPLATE": ".tokenizer",
+    "train_backend": ".tokenizer", "train_tokenizer": ".tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'meml.tiny' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

@@ -20,7 +20,13 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from .tokenizer import FAMILIES, LLAMA_CHAT_TEMPLATE, QWEN2_CHAT_TEMPLATE, QWEN2_SPECIALS, TOKENIZER_CLASS
+from .tokenizer import (
+    FAMILIES,
+    LLAMA_CHAT_TEMPLATE,
+    QWEN2_CHAT_TEMPLATE,
+    QWEN2_SPECIALS,
+    TOKENIZER_CLASS,
+)
 
 _CLASSES = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
 

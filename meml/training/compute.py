@@ -10,10 +10,11 @@ file (through the config) but are not part of a run's identity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 from meml.fields import check_fields, setting
+
 
 @dataclass(frozen=True)
 class VLLMConfig:

@@ -4,14 +4,36 @@
 trainers) logs, per step and from the accuracy reward, the fraction of groups that are all wrong,
 all right, or of zero variance, and the mean reward and all-wrong fraction per expert prompt and per
 slice.
+
+It also carries per-process extra state through TRL's own checkpoint hooks: a subclass that names an
+``extra_state_name`` and implements :meth:`~SparsityGRPOTrainer.extra_state` /
+:meth:`~SparsityGRPOTrainer.load_extra_state` gets ``<extra_state_name>_<process index>.json`` written
+by every process into each checkpoint (from transformers' ``_save_optimizer_and_scheduler``, which
+every process calls while checkpointing) and read back by the same process on
+``train(resume_from_checkpoint=...)`` (from ``_load_optimizer_and_scheduler``, which every process
+calls before the first resumed step).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from trl import GRPOTrainer
+
+from meml.training.trl_compat import ensure_trl_surface
+
+log = logging.getLogger(__name__)
+
+def process_seed(seed: int, process_index: int, num_processes: int) -> int | str:
+    """Seed of a per-process RNG (DAPO's refill sampler, MEML's buffer): ``seed`` itself with one process (the
+    single-process stream), ``"<seed>-<process_index>"`` with several (distinct streams; ``random.Random`` hashes
+    str seeds with SHA-512, the same in every run)."""
+    return seed if num_processes == 1 else f"{seed}-{process_index}"
+
 
 ACCURACY = 0  # index of the accuracy reward among the reward functions: always the first
 
@@ -41,6 +63,49 @@ class SparsityGRPOTrainer(GRPOTrainer):
     """
 
     _last_scored: tuple[list[dict], torch.Tensor] | None = None
+    extra_state_name: str | None = None  # file stem of the per-process checkpoint state (None: none)
+
+    def __init__(self, *args, **kwargs):
+        ensure_trl_surface()  # one clear error up front when TRL's private members moved
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------ per-process checkpoint state
+
+    def extra_state(self) -> dict | None:
+        """This process's JSON-able state to checkpoint beside TRL's (None: nothing to save)."""
+        return None
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`extra_state` returned, read back from a checkpoint by the same process."""
+
+    def extra_state_path(self, checkpoint: str | Path, process_index: int | None = None) -> Path:
+        """``<checkpoint>/<extra_state_name>_<process index>.json`` (this process's when no index is given)."""
+        index = self.args.process_index if process_index is None else process_index
+        return Path(checkpoint) / f"{self.extra_state_name}_{index}.json"
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        super()._save_optimizer_and_scheduler(output_dir)
+        state = self.extra_state() if self.extra_state_name else None
+        if state is not None:  # every process writes its own file: no two processes write the same path
+            from meml.io import write_json_atomic
+
+            write_json_atomic(self.extra_state_path(output_dir), state)  # creates the folder if rank 0 has not yet
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or not self.extra_state_name or self.extra_state() is None:
+            return  # nothing to resume, or no state kept by this trainer
+        path = self.extra_state_path(checkpoint)
+        legacy = Path(checkpoint) / f"{self.extra_state_name}.json"  # one file for all processes (before per-process files)
+        if not path.exists() and self.args.world_size <= 1 and legacy.exists():
+            path = legacy
+        if not path.exists():
+            log.warning("%s has no %s for process %d: its state starts afresh (was the run launched on another "
+                        "number of processes?)", checkpoint, path.name, self.args.process_index)
+            return
+        self.load_extra_state(json.loads(path.read_text(encoding="utf-8")))
+
+    # ------------------------------------------------------------------ sparsity metrics
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

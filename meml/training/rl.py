@@ -22,7 +22,8 @@ from meml.training.rl_config import RLConfig
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "rng_state.pth")
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt")
+RNG_STATES = ("rng_state.pth", "rng_state_0.pth")  # one process; several (transformers writes one per process)
 
 
 def last_checkpoint(trainer_dir: str | Path) -> Path | None:
@@ -33,8 +34,8 @@ def last_checkpoint(trainer_dir: str | Path) -> Path | None:
     candidates = []
     for folder in trainer_dir.glob("checkpoint-*"):
         suffix = folder.name.split("-", 1)[1]
-        if suffix.isdigit() and all((folder / f).exists() for f in CHECKPOINT_FILES) and any(
-                folder.glob("model*.safetensors")):
+        if (suffix.isdigit() and all((folder / f).exists() for f in CHECKPOINT_FILES)
+                and any((folder / f).exists() for f in RNG_STATES) and any(folder.glob("model*.safetensors"))):
             candidates.append((int(suffix), folder))
     return max(candidates)[1] if candidates else None
 
@@ -75,7 +76,9 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLConfig,
     """Train ``model_path`` with ``run`` on ``rows`` and save the result at ``output_dir``.
 
     ``work_dir`` keeps checkpoints and the growing metrics log; an existing complete checkpoint
-    there is resumed from (with the trainer's own state, ``restore_extra_state``, when it has one).
+    there is resumed from through ``trainer.train(resume_from_checkpoint=...)``, which also restores each
+    process's extra trainer state (DAPO's refill sampler, MEML-GRPO's buffer) through TRL's checkpoint hooks
+    (:class:`meml.training.grpo.SparsityGRPOTrainer`).
     It is deleted once ``output_dir`` has been written. ``build`` makes the trainer (the baselines'
     :func:`baselines.rl.build_trainer`, or MEML-GRPO's :func:`meml.method.trainer.trainer_builder`), ``extra_settings`` are recorded in ``run.json``, ``compute``
     (:class:`meml.training.compute.ComputeConfig`, default one CPU process) says where it runs.
@@ -103,8 +106,6 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLConfig,
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))
     trainer = build(model_path, rows, task, run, trainer_dir, callbacks, compute=compute)
-    if checkpoint is not None and hasattr(trainer, "restore_extra_state"):
-        trainer.restore_extra_state(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     saved = save_model_collectively(trainer, output_dir)
     if not trainer.accelerator.is_main_process:  # other ranks of a multi-GPU launch: rank 0 writes the run

@@ -102,6 +102,9 @@ class RLConfig:
         """This run as ``algorithm``: its published settings fill what is left at None, ``overrides`` win."""
         if algorithm not in RL_ALGORITHMS:
             raise ValueError(f"rl: unknown algorithm {algorithm!r}; expected one of {RL_ALGORITHMS}")
+        if self.algorithm is not None:  # its presets are filled in: re-targeting would keep the old ones
+            raise ValueError(f"rl: this run is already resolved as {self.algorithm}; resolve {algorithm} from the "
+                             "unresolved settings (the workflow's rl section, algorithm None)")
         base = {f: getattr(self, f) for f in self.__dataclass_fields__}  # a plain RLConfig, not a subclass
         base = {k: v for k, v in base.items() if k in RLConfig.__dataclass_fields__}
         return RLConfig(**{**base, **overrides, "algorithm": algorithm})

@@ -18,8 +18,8 @@ from typing import Literal
 
 from meml.fields import check_fields, setting
 from meml.io import atomic_directory, write_json_atomic, write_jsonl_atomic
-from meml.training.rl import move_contents, save_model_collectively
 from meml.prompts import conversation
+from meml.training.rl import move_contents, save_model_collectively
 
 log = logging.getLogger(__name__)
 

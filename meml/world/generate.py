@@ -9,14 +9,19 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from meml.fields import check_fields, setting
 from meml.io import write_jsonl_atomic
 from meml.records import TASKS
 from meml.world.programs import SLICES, Difficulty, Program, ProgramSampler
-from meml.world.render import gsm8k_row, mathqa_row, strategyqa_row, strategyqa_threshold
+from meml.world.render import (
+    gsm8k_row,
+    mathqa_row,
+    strategyqa_row,
+    strategyqa_threshold,
+)
 
 
 @dataclass

@@ -15,8 +15,9 @@ another expert's prompt.
 from __future__ import annotations
 
 import random
-from meml.fields import check_fields, setting
 from dataclasses import dataclass, field
+
+from meml.fields import check_fields, setting
 
 OPS = ("add", "sub", "double", "triple")
 SLICES = ("A", "B", "C")
