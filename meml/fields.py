@@ -139,17 +139,28 @@ def _dataclass_arm(tp):
     return None
 
 
-def from_mapping(cls, mapping, where: str):
-    """Build dataclass ``cls`` from a YAML mapping: absent keys take their defaults, unknown keys and wrong
-    values are a :class:`ConfigError` naming ``where.key``; nested sections are built recursively."""
-    if mapping is None:
-        mapping = {}
+def _known_fields(cls, mapping, where: str) -> dict[str, dataclasses.Field]:
+    """The settings fields of ``cls``, after checking that ``mapping`` is a mapping of them only."""
     if not isinstance(mapping, dict):
         raise ConfigError(f"{where}: expected a mapping, got {mapping!r}")
     known = {f.name: f for f in settings_fields(cls)}
     unknown = sorted(set(mapping) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return known
+
+
+def _check_value(cls, known: dict, name: str, value, where: str) -> None:
+    problem = _type_problem(_hints(cls)[name], value) or _bound_problem(known[name].metadata, value)
+    if problem:
+        raise ConfigError(f"{where}.{name}: {problem}")
+
+
+def from_mapping(cls, mapping, where: str):
+    """Build dataclass ``cls`` from a YAML mapping: absent keys take their defaults, unknown keys and wrong
+    values are a :class:`ConfigError` naming ``where.key``; nested sections are built recursively."""
+    mapping = {} if mapping is None else mapping
+    known = _known_fields(cls, mapping, where)
     hints = _hints(cls)
     values = {}
     for name, value in mapping.items():
@@ -157,9 +168,7 @@ def from_mapping(cls, mapping, where: str):
         if inner is not None and (isinstance(value, dict) or value is None and inner is hints[name]):
             value = from_mapping(inner, value, f"{where}.{name}")
         else:
-            problem = _type_problem(hints[name], value) or _bound_problem(known[name].metadata, value)
-            if problem:
-                raise ConfigError(f"{where}.{name}: {problem}")
+            _check_value(cls, known, name, value, where)
         values[name] = value
     try:
         return cls(**values)
@@ -259,14 +268,6 @@ def json_schema(cls) -> dict:
 def check_mapping(cls, mapping, where: str) -> None:
     """Check a mapping's keys and values against dataclass ``cls`` without building it (for mappings whose absent
     keys mean something else than the dataclass defaults); :class:`ConfigError` names ``where.key``."""
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {mapping!r}")
-    known = {f.name: f for f in settings_fields(cls)}
-    unknown = sorted(set(mapping) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    hints = _hints(cls)
+    known = _known_fields(cls, mapping, where)
     for name, value in mapping.items():
-        problem = _type_problem(hints[name], value) or _bound_problem(known[name].metadata, value)
-        if problem:
-            raise ConfigError(f"{where}.{name}: {problem}")
+        _check_value(cls, known, name, value, where)
