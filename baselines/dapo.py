@@ -97,27 +97,22 @@ class DAPOTrainer(SparsityGRPOTrainer):
     """``GRPOTrainer`` with DAPO's dynamic sampling (TRL has none).
 
     Args (beyond ``GRPOTrainer``'s):
-        max_sampling_rounds: generation rounds per step at most, the first included.
-        filter_metric: ``"accuracy"`` (the first reward function must vary within a group, DAPO's
-            ``acc``) or ``"reward"`` (the weighted total must vary).
-        sampling_seed: seed of the prompts drawn for the extra rounds (per process: see the module notes).
+        run: the run's :class:`meml.training.rl_config.RLConfig`: ``max_sampling_rounds`` (generation rounds per
+            step at most, the first included) and ``filter_metric`` (``"accuracy"``: the first reward function must
+            vary within a group, DAPO's ``acc``; ``"reward"``: the weighted total must vary). The prompts drawn
+            for the extra rounds come from a per-process stream seeded from the run's seed (module notes).
     """
 
     extra_state_name = REFILL_STATE
 
-    def __init__(self, *args, max_sampling_rounds: int = 3, filter_metric: str = "accuracy",
-                 sampling_seed: int = 0, **kwargs):
+    def __init__(self, *args, run: RLConfig, **kwargs):
         super().__init__(*args, **kwargs)
-        if max_sampling_rounds < 1:
-            raise ValueError(f"max_sampling_rounds must be >= 1, got {max_sampling_rounds}")
-        if filter_metric not in ("accuracy", "reward"):
-            raise ValueError(f"filter_metric must be 'accuracy' or 'reward', got {filter_metric!r}")
         if self.args.steps_per_generation != 1 or self.num_iterations != 1:
             raise ValueError("dynamic sampling needs steps_per_generation == 1 and num_iterations == 1 "
                              "(one optimizer step per generation batch)")
-        self.max_sampling_rounds = max_sampling_rounds
-        self.filter_metric = filter_metric
-        self._refill_rng = random.Random(process_seed(sampling_seed, self.accelerator.process_index,
+        self.max_sampling_rounds = run.max_sampling_rounds
+        self.filter_metric = run.filter_metric
+        self._refill_rng = random.Random(process_seed(run.seed, self.accelerator.process_index,
                                                      self.accelerator.num_processes))
 
     def extra_state(self) -> dict:

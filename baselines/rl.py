@@ -42,6 +42,5 @@ def build_trainer(model_path, rows: list[dict], task: str, run, trainer_dir, cal
 
     kwargs = trainer_kwargs(model_path, rows, task, run, trainer_dir, callbacks, compute, reward_funcs)
     if run.dynamic_sampling:
-        return DAPOTrainer(**kwargs, max_sampling_rounds=run.max_sampling_rounds,
-                           filter_metric=run.filter_metric, sampling_seed=run.seed)
+        return DAPOTrainer(**kwargs, run=run)
     return SparsityGRPOTrainer(**kwargs)
