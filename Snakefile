@@ -19,13 +19,17 @@ report: "workflow/report/workflow.rst"
 
 SETTINGS = settings_from_config(normalize_command_line(config), "workflow config")  # the one settings tree
 RESULTS = SETTINGS.results_dir
-CONFIG = write_resolved_config(SETTINGS, f"{RESULTS}/config.yaml")  # what every job reads
+CONFIG = f"{RESULTS}/config.yaml"  # what every job reads: written when the jobs start, never by a dry run
 MEML = f'"{sys.executable}" -m meml'
 COMPUTE = SETTINGS.compute
 MEML_TRAIN = COMPUTE.launch_command(sys.executable)  # python -m meml, or accelerate launch (multi-GPU)
 TRAIN_RESOURCES = dict(gpu=COMPUTE.gpus_per_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
 EVAL_RESOURCES = dict(gpu=COMPUTE.gpus_per_eval_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
 CFG = f"--config {CONFIG}"
+
+
+onstart:
+    write_resolved_config(SETTINGS, CONFIG)
 
 
 include: "workflow/rules/common.smk"

@@ -77,7 +77,8 @@ def plan(settings: Settings, sizes: dict) -> list[dict]:
 
     for fam, ds, seed in itertools.product(settings.models.families, settings.datasets, settings.seeds):
         at, rl, test = {"family": fam, "dataset": ds, "seed": seed}, size["rl"][ds], size["test"][ds]
-        for m in sft.methods:
+        shared = seed == settings.seeds[0]  # SFT, its evaluation and sampling: once per (family, dataset)
+        for m in sft.methods if shared else []:
             rows = size["train"][ds] * experts(m)
             steps = math.ceil(rows * epochs / sft.batch_size) if epochs else sft.steps
             jobs.append({**at, "kind": "sft", "method": m, "rows": rows, "steps": steps,
@@ -91,10 +92,10 @@ def plan(settings: Settings, sizes: dict) -> list[dict]:
             jobs.append(_rl_job(at, "meml", m, rl, run.for_rows(rl), len(riel.experts(n_exp)), iml=riel.iml,
                                 hsft=riel.hsft))
         jobs += [{**at, "kind": "eval", "method": m, "rows": test,  # every test item under each inference prompt
-                  "rollouts": test * experts(m)} for m in sft.methods + rl_ms + meml_ms]
+                  "rollouts": test * experts(m)} for m in (sft.methods if shared else []) + rl_ms + meml_ms]
         n = min(test, comp.max_items or math.inf)
         jobs += [{**at, "kind": "sample", "method": f"Expert{k}-SFT", "rows": n, "rollouts": n * comp.samples}
-                 for k in settings.complementarity_experts()]
+                 for k in (settings.complementarity_experts() if shared else [])]
     return jobs
 
 

@@ -35,7 +35,7 @@ def _in(settings: Settings, tmp: Path) -> Settings:
 
 def sft_model_or_tiny(settings: Settings, tmp: Path, method: str) -> Path:
     """The Qwen ``method`` SFT model of the results folder (synthetic GSM8K, seed 0), else a random tiny model."""
-    trained = paths.sft_dir(settings.results_dir, "qwen2", "synth_gsm8k", method, 0)
+    trained = paths.sft_dir(settings.results_dir, "qwen2", "synth_gsm8k", method)
     if (trained / "run.json").exists():
         return trained
     from meml.pipeline import stages

@@ -38,8 +38,18 @@ def base_model_dir(root, family: str) -> Path:
     return Path(root) / "models" / family / "base"
 
 
-def sft_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
-    return Path(root) / "sft" / family / dataset / method / f"seed{seed}"
+SHARED = "shared"  # the folder of an SFT method's evaluations and samples: every seed shares one SFT run
+
+
+def run_folder(method: str, seed: int) -> str:
+    """``seed<N>``; ``shared`` for an SFT method, whose one run per (family, dataset) every seed shares (the seeds
+    are RL replicates, ``sft.seed`` is the SFT's own)."""
+    return SHARED if Method.parse(method).kind == "sft" else f"seed{seed}"
+
+
+def sft_dir(root, family: str, dataset: str, method: str) -> Path:
+    """An SFT run, one per (family, dataset, method), shared by every seed."""
+    return Path(root) / "sft" / family / dataset / method
 
 
 def rl_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
@@ -52,10 +62,10 @@ def rl_work_dir(root, family: str, dataset: str, method: str, seed: int) -> Path
     return Path(root) / "rl_work" / family / dataset / method / f"seed{seed}"
 
 
-def sft_manifest(root, family: str, dataset: str, seed: int) -> Path:
-    """Written when every SFT run of one (family, dataset, seed) job has finished (the sft rule's output: Snakemake
+def sft_manifest(root, family: str, dataset: str) -> Path:
+    """Written when every SFT run of one (family, dataset) job has finished (the sft rule's output: Snakemake
     removes a job's outputs before it runs, so the run folders themselves are not outputs and survive a rerun)."""
-    return Path(root) / "sft" / family / dataset / f"seed{seed}.json"
+    return Path(root) / "sft" / family / f"{dataset}.json"
 
 
 def meml_manifest(root, family: str, dataset: str, method: str, seed: int) -> Path:
@@ -69,15 +79,16 @@ def rl_manifest(root, family: str, dataset: str, algorithm: str, seed: int) -> P
 
 
 def model_dir(root, family: str, dataset: str, method: str, seed: int) -> Path:
-    """The trained model of any method (SFT, RL or MEML-GRPO)."""
+    """The trained model of any method (SFT, RL or MEML-GRPO); every seed shares an SFT method's."""
     if Method.parse(method).trains_rl:
         return rl_dir(root, family, dataset, method, seed)
-    return sft_dir(root, family, dataset, method, seed)
+    return sft_dir(root, family, dataset, method)
 
 
 def eval_file(root, family: str, dataset: str, method: str, seed: int, expert: int) -> Path:
-    """Result of one evaluation: (family, method, dataset, inference expert, seed)."""
-    return Path(root) / "eval" / family / dataset / method / f"seed{seed}" / f"expert{expert}.json"
+    """Result of one evaluation: (family, method, dataset, inference expert, seed); an SFT method's is shared by
+    every seed (:func:`run_folder`)."""
+    return Path(root) / "eval" / family / dataset / method / run_folder(method, seed) / f"expert{expert}.json"
 
 
 def samples_file(result_file: str | Path) -> Path:
@@ -91,5 +102,5 @@ def sampled_file(root, family: str, dataset: str, method: str, seed: int, expert
 
     One JSON Lines row per test item; ``summary=True`` gives the JSON summary written beside it.
     """
-    folder = Path(root) / "sampled" / family / dataset / method / f"seed{seed}"
+    folder = Path(root) / "sampled" / family / dataset / method / run_folder(method, seed)
     return folder / f"expert{expert}.{'json' if summary else 'jsonl'}"

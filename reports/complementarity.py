@@ -155,7 +155,7 @@ def collect(settings) -> pd.DataFrame:
     rows = []
     for family in settings.models.families:
         for dataset in settings.datasets:
-            for seed in settings.seeds:
+            for seed in [settings.sft.seed]:  # the ExpertK-SFT models are shared by every seed: sampled once
                 files = {k: paths.sampled_file(root, family, dataset, f"Expert{k}-SFT", seed, k) for k in experts}
                 correct, sampling = correctness(files)
                 for expert, values in measures(correct).items():

@@ -33,6 +33,10 @@ def setting_lines(settings, long: pd.DataFrame) -> list[str]:
     seeds = sorted(long["seed"].unique().tolist())
     lines += [f"Mean over seeds {seeds}; test items per dataset: "
               + ", ".join(f"{d} {int(n)}" for d, n in long.groupby("dataset")["n"].first().items()) + ".", ""]
+    if len(seeds) > 1:
+        lines += [f"The seeds are RL replicates: every seed starts from one SFT run per family and dataset (SFT seed "
+                  f"{settings.sft.seed}), so an SFT row is that one run and the intervals cover the RL stage only.",
+                  ""]
     return lines
 
 

@@ -78,7 +78,9 @@ def collect(settings, methods: list[str] | None = None, experts: dict | None = N
     for family in settings.models.families:
         for dataset in settings.datasets:
             for method in methods if methods is not None else table4_methods(settings):
-                for seed in settings.seeds:
+                # an SFT method is one run shared by every seed (the seeds are RL replicates): read it once
+                seeds = [settings.sft.seed] if Method.parse(method).kind == "sft" else settings.seeds
+                for seed in seeds:
                     for expert in (experts or {}).get(method) or Method.parse(method).experts(n_experts):
                         data = read_result(paths.eval_file(root, family, dataset, method, seed, expert))
                         rows.append({"family": family, "dataset": dataset, "task": task_of(dataset),

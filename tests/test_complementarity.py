@@ -22,7 +22,6 @@ from reports.complementarity import (
     solved_by,
     write_complementarity,
 )
-from reports.stats import mean_interval
 
 IDS = ["a", "b", "c", "d"]
 # Items each expert got wrong in runs 1 and 2 (3 experts, 2 runs, 4 items).
@@ -104,21 +103,16 @@ def test_tables_of_one_seed(tmp_path):
     assert r"NOT the paper's numbers" in latex
 
 
-def test_two_seeds_give_mean_and_interval(tmp_path):
+def test_seeds_share_one_sampling_of_the_shared_sft_models(tmp_path):
+    """The ExpertK-SFT models are one run per (family, dataset) shared by every seed: sampled once, read once."""
     config = _config(tmp_path, seeds=(0, 1))
+    assert paths.sampled_file(tmp_path, "qwen2", "synth_gsm8k", "Expert0-SFT", 1, 0) == paths.sampled_file(
+        tmp_path, "qwen2", "synth_gsm8k", "Expert0-SFT", 0, 0)
     _write(tmp_path, WRONG, seed=0)
-    # seed 1: expert 0 wrong on one item per run (error rate 25%), shared with expert 2 in run 1 only
-    _write(tmp_path, {0: [{"d"}, {"c"}], 1: [{"a"}, {"b"}], 2: [{"d"}, {"a"}]}, seed=1)
     md, csv, _ = write_complementarity(config)
     table = pd.read_csv(csv).set_index("expert")
-    mean, low, high = mean_interval([37.5, 25.0])
-    assert table.loc[0, ERROR_RATE] == pytest.approx(31.25)
-    assert (table.loc[0, f"{ERROR_RATE}_low"], table.loc[0, f"{ERROR_RATE}_high"]) == (pytest.approx(low),
-                                                                                     pytest.approx(high))
-    # seed 1, expert 0: run 1 {d} shared by expert 2 but not expert 1 -> all 0%, solved by another 100%
-    assert table.loc[0, ALL_WRONG] == pytest.approx(12.5) and table.loc[0, ANOTHER] == pytest.approx(87.5)
-    assert table.loc[0, "n_seeds"] == 2
-    assert f"| synth_gsm8k | Expert0 | 31.2 ± {(high - low) / 2:.1f} |" in md.read_text()
+    assert table.loc[0, ERROR_RATE] == pytest.approx(37.5) and table.loc[0, "n_seeds"] == 1
+    assert "| synth_gsm8k | Expert0 | 37.5 |" in md.read_text()
 
 
 def test_missing_and_corrupt_sampled_files_are_named(tmp_path):
@@ -191,7 +185,7 @@ def test_sample_stage_and_table_end_to_end(tiny_model_dir, small_world, tmp_path
     config = with_changes(_config(tmp_path), complementarity={"max_items": 4, "samples": 2},
                           eval={"max_new_tokens": 6, "batch_size": 16})
     for k in range(3):
-        model = paths.sft_dir(tmp_path, "qwen2", "synth_gsm8k", f"Expert{k}-SFT", 0)
+        model = paths.sft_dir(tmp_path, "qwen2", "synth_gsm8k", f"Expert{k}-SFT")
         shutil.copytree(tiny_model_dir, model)
         (model / "run.json").write_text("{}")
     written = stages.sample_experts(config, "qwen2", "synth_gsm8k", 0)

@@ -67,9 +67,11 @@ def test_counts_runs_steps_and_rollouts(cost):
 def test_caps_and_seeds(cost):
     config = small_config(seeds=(0, 1, 2), max_rl_items=30, max_test_items=10)
     jobs = cost.plan(config, SIZES)
-    assert sum(j["kind"] in ("sft", "rl", "meml") for j in jobs) == 18
+    # 2 SFT runs shared by the seeds (RL replicates), 4 RL and MEML-GRPO runs per seed
+    assert sum(j["kind"] in ("sft", "rl", "meml") for j in jobs) == 2 + 3 * 4
     assert {j["steps"] for j in jobs if j["kind"] == "meml" and j["method"] == "MEML-GRPO"} == {15}  # ceil(30 / 2)
-    assert sum(j["rollouts"] for j in jobs if j["kind"] == "eval") == 3 * 10 * (1 + 3 + 1 + 3 + 3 + 1)
+    assert sum(j["rollouts"] for j in jobs if j["kind"] == "eval") == 10 * (1 + 3) + 3 * 10 * (1 + 3 + 3 + 1)
+    assert sum(j["kind"] == "sample" for j in jobs) == 1
 
 
 def test_tokens_and_meml_extra(cost):
@@ -109,8 +111,9 @@ def test_default_config_is_the_tiny_setting(cost):
     assert settings == cost.load_settings(REPO / "workflow" / "config" / "default.yaml") == Settings()
     jobs = cost.plan(settings, {d: settings.world.splits for d in settings.datasets})
     runs = [j for j in jobs if j["kind"] in ("sft", "rl", "meml")]
-    per_cell = len(settings.sft.methods) + len(settings.rl.methods) + len(settings.meml.methods)
-    assert len(runs) == per_cell * len(settings.models.families) * len(settings.datasets) * len(settings.seeds)
+    cells = len(settings.models.families) * len(settings.datasets)
+    per_seed = len(settings.rl.methods) + len(settings.meml.methods)
+    assert len(runs) == cells * (len(settings.sft.methods) + per_seed * len(settings.seeds))  # SFT: shared by seeds
     # steps, not epochs: every RL run takes rl.steps, MEML-GRPO too
     assert {j["steps"] for j in runs if j["kind"] != "sft"} == {settings.rl.steps}
 

@@ -479,3 +479,23 @@ def test_last_checkpoint_accepts_one_or_several_processes_rng_states(tmp_path, r
             (folder / name).write_text("x")
     (tmp_path / "checkpoint-6").mkdir()  # incomplete: never chosen
     assert last_checkpoint(tmp_path) == (tmp_path / "checkpoint-4" if found else None)
+
+
+def test_the_tied_output_warning_on_resume_is_silenced_only_for_tied_models(caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from meml.training.rl import tied_weights_quiet
+
+    logger = logging.getLogger("transformers.trainer")
+    tied, untied = (SimpleNamespace(config=SimpleNamespace(tie_word_embeddings=t)) for t in (True, False))
+    message = "There were missing keys in the checkpoint model loaded: ['lm_head.weight']."
+    with caplog.at_level(logging.WARNING, logger="transformers.trainer"):
+        with tied_weights_quiet(tied):
+            logger.warning(message)
+            logger.warning("There were missing keys in the checkpoint model loaded: ['model.norm.weight'].")
+        with tied_weights_quiet(untied):
+            logger.warning(message)
+        logger.warning(message)  # outside: the filter is gone
+    assert [r.getMessage() for r in caplog.records].count(message) == 2
+    assert any("model.norm.weight" in r.getMessage() for r in caplog.records)

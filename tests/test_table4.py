@@ -22,7 +22,7 @@ def _write(config, accuracy):
     """accuracy(dataset, method, seed, expert) -> value; writes every expected result file."""
     for dataset in config.datasets:
         for method in config.sft.methods + config.rl.methods:
-            for seed in config.seeds:
+            for seed in [config.sft.seed] if method.endswith("-SFT") else config.seeds:  # SFT: one shared run
                 for expert in Method.parse(method).experts(3):
                     path = paths.eval_file(config.results_dir, "qwen2", dataset, method, seed, expert)
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,21 +36,24 @@ def test_means_over_seeds_and_average_column(tmp_path):
     _write(config, lambda d, m, s, e: (0.5 if d == "synth_gsm8k" else 0.3) + 0.1 * s + 0.01 * e)
     table = pivot(collect(config)).loc["qwen2"]
     assert list(table.columns) == ["GSM8K", "MathQA", "Avg"]
-    assert table.loc["Expert1-SFT", "GSM8K"] == pytest.approx(100 * (0.55 + 0.01))
-    assert table.loc["MoE-SFT (Expert2)", "MathQA"] == pytest.approx(100 * (0.35 + 0.02))
-    assert table.loc["MoE-SFT (Expert2)", "Avg"] == pytest.approx(100 * (0.45 + 0.02))
+    assert table.loc["Expert1-SFT", "GSM8K"] == pytest.approx(100 * (0.5 + 0.01))  # one SFT run (seed 0)
+    assert table.loc["MoE-SFT (Expert2)", "MathQA"] == pytest.approx(100 * (0.3 + 0.02))
+    assert table.loc["MoE-SFT (Expert2)", "Avg"] == pytest.approx(100 * (0.4 + 0.02))
+    assert table.loc["Expert1-SFT-GRPO", "GSM8K"] == pytest.approx(100 * (0.55 + 0.01))  # mean of seeds 0 and 1
     md, csv, tex, runs = write_table4(config)
     text = md.read_text()
-    # seeds 50 and 60 (+ expert): mean 55, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 5 = 63.5
-    assert "| Expert1-SFT | 56.0 ± 63.5 | 36.0 ± 63.5 | 46.0 ± 63.5 |" in text
-    assert "| MoE-SFT (Expert0) | 55.0 ± 63.5 | 35.0 ± 63.5 | 45.0 ± 63.5 |" in text
+    # RL: seeds 50 and 60 (+ expert): mean 55, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 5 = 63.5;
+    # SFT: the one run every seed starts from, no interval
+    assert "| Expert1-SFT | 51.0 | 31.0 | 41.0 |" in text
+    assert "| MoE-SFT (Expert0) | 50.0 | 30.0 | 40.0 |" in text
     assert "| Expert1-SFT-GRPO | 56.0 ± 63.5 | 36.0 ± 63.5 | 46.0 ± 63.5 |" in text
+    assert "RL replicates" in text
     assert text.index("| MoE-SFT (Expert2) |") < text.index("| Expert1-SFT-GRPO |")  # SFT rows first
     assert "NOT the paper's numbers" in text and "unverified" not in text
-    assert len(runs.read_text().strip().splitlines()) == 1 + 2 * 2 * (1 + 3 + 1)
+    assert len(runs.read_text().strip().splitlines()) == 1 + 2 * (1 + 3) + 2 * 2 * 1
     numbers = csv.read_text().strip().splitlines()
-    assert len(numbers) == 1 + 5 and numbers[1].startswith("qwen2,Expert1-SFT,56.0,-7.5")
-    assert r"Expert1-SFT & 56.0 $\pm$ 63.5 & 36.0 $\pm$ 63.5 & 46.0 $\pm$ 63.5 \\" in tex.read_text()
+    assert len(numbers) == 1 + 5 and numbers[1].startswith("qwen2,Expert1-SFT,51.0,,")
+    assert r"Expert1-SFT-GRPO & 56.0 $\pm$ 63.5 & 36.0 $\pm$ 63.5 & 46.0 $\pm$ 63.5 \\" in tex.read_text()
 
 
 def test_missing_result_file_is_named(tmp_path):
@@ -63,8 +66,9 @@ def test_corrupt_result_file_is_named(tmp_path):
     config = _config(tmp_path)
     _write(config, lambda *a: 0.5)
     bad = paths.eval_file(tmp_path, "qwen2", "synth_mathqa", "MoE-SFT", 1, 2)
+    assert bad == paths.eval_file(tmp_path, "qwen2", "synth_mathqa", "MoE-SFT", 0, 2)  # shared by every seed
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match=r"seed1/expert2\.json is corrupt"):
+    with pytest.raises(ValueError, match=r"MoE-SFT/shared/expert2\.json is corrupt"):
         collect(config)
 
 

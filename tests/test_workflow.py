@@ -62,6 +62,30 @@ def test_cli_lists_every_stage(capsys):
         assert stage in text
 
 
+def test_cli_version_and_stage_descriptions(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--version"])
+    assert capsys.readouterr().out.startswith("meml ")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["riel", "--help"])
+    assert "One MEML-GRPO method" in capsys.readouterr().out
+
+
+def test_reports_name_a_config_that_does_not_match_the_results(tmp_path, capsys):
+    from meml.pipeline.settings import write_resolved_config
+
+    made = settings_from_config({"results_dir": str(tmp_path), "seeds": [0]})
+    assert main(["reports", "--config", str(tmp_path / "nothing.yaml")]) == 2  # no such file
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"results_dir": str(tmp_path)}))
+    assert main(["reports", "--config", str(other)]) == 2
+    assert "no workflow run wrote to results_dir" in capsys.readouterr().err
+    write_resolved_config(made, tmp_path / "config.yaml")
+    assert main(["reports", "--config", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "does not match the results" in err and "differs in ['seeds']" in err and "config.yaml" in err
+
+
 def test_cli_reports_a_bad_config_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sft: {stpes: 3}\n")
@@ -79,10 +103,10 @@ def test_dry_run_lists_the_plan(tmp_path):
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
     # 2 families x 3 datasets x 3 seeds = 18 (family, dataset, seed) units
-    for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 18),
-                        ("evaluate", 18), ("rl", 54), ("evaluate_GRPO", 18),
+    for rule, count in (("make_world", 1), ("build_tiny", 2), ("pretrain", 2), ("experts", 3), ("sft", 6),
+                        ("evaluate", 6), ("rl", 54), ("evaluate_GRPO", 18),
                         ("evaluate_DrGRPO", 18), ("evaluate_DAPO", 18), ("riel", 90), ("evaluate_meml", 18),
-                        ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 18), ("complementarity", 1),
+                        ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 6), ("complementarity", 1),
                         ("figure2", 1), ("sparsity", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
@@ -91,7 +115,8 @@ def test_dry_run_lists_the_plan(tmp_path):
 def test_seeds_from_the_command_line(tmp_path):
     done = _snakemake("-n", "--cores", "2", "--config", f"results_dir={tmp_path}", "seeds=[0,1]")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert any(line.split() == ["sft", "12"] for line in done.stdout.splitlines())
+    assert any(line.split() == ["rl", "36"] for line in done.stdout.splitlines())  # 2 families x 3 datasets x 2 seeds x 3
+    assert any(line.split() == ["sft", "6"] for line in done.stdout.splitlines())  # shared by the seeds
 
 
 @pytest.mark.slow
@@ -154,11 +179,11 @@ def test_workflow_runs_end_to_end_and_resumes(tmp_path):
     assert "| MEML-GRPO (majority vote) |" in table6 and "| MoE-SFT-DAPO (majority vote) |" in table6
     meml_log = (tmp_path / "results" / "rl" / "qwen2" / "synth_gsm8k" / "MEML-GRPO" / "seed0" / "metrics.jsonl")
     assert {"mutual_questions", "buffer_size", "reward_expert2"} <= set(json.loads(meml_log.read_text().splitlines()[0]))
-    result = json.loads((tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "seed0" /
+    result = json.loads((tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "shared" /
                          "expert2.json").read_text())
     assert result["n"] == 9 and result["expert"] == 2 and result["seed"] == 0
     assert {"config", "versions", "git_commit"} <= set(result)
-    samples = (tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "seed0" /
+    samples = (tmp_path / "results" / "eval" / "qwen2" / "synth_gsm8k" / "MoE-SFT" / "shared" /
                "expert2.samples.jsonl").read_text().splitlines()
     assert len(samples) == 9
     again = _snakemake("-n", "--cores", "2", "--configfile", str(config))
@@ -290,7 +315,8 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
         assert f"{launch} {stage} --config" in out, stage
     assert "-m meml evaluate --config" in out and "-m meml teacher --config" in out
     assert "gpu=8, runtime=2880" in out and "gpu=0, runtime=2880" in out  # training and eval: the node; teacher: none
-    config = load_settings(tmp_path / "config.yaml")  # what every job reads: the whole resolved settings tree
+    assert not (tmp_path / "config.yaml").exists()  # a dry run writes nothing (the jobs' config is written at start)
+    config = load_settings(REPO_ROOT / "workflow" / "config" / "paper.yaml")
     assert config.setting == "paper" and config.models.pretrained["qwen2"] == "Qwen/Qwen2.5-Math-1.5B"
     assert (config.rl.learning_rate, config.rl.num_generations, config.rl.epochs) == (1e-6, 8, 1)
     assert (config.sft.learning_rate, config.sft.epochs) == (1e-5, 1)

@@ -24,10 +24,31 @@ def _add_run(parser: argparse.ArgumentParser, seed: bool = True) -> None:
         parser.add_argument("--methods", nargs="+", default=None, help="subset of the stage's methods (default: all configured)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meml-grpo")
+    except PackageNotFoundError:  # pragma: no cover - run from a checkout that was never installed
+        return "unknown"
+
+
+class _Stages:
+    """Subcommands whose one-line help is also their ``--help`` description."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+
+    def add_parser(self, name: str, help: str) -> argparse.ArgumentParser:
+        return self.subparsers.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meml", description="MEML-GRPO reproduction suite: pipeline stages.")
+    parser = argparse.ArgumentParser(prog="meml", description="MEML-GRPO reproduction suite: pipeline stages. "
+                                     "Every Snakemake rule runs one of them; `meml STAGE --help` describes each.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = _Stages(parser.add_subparsers(dest="command", required=True, metavar="STAGE"))
 
     p = sub.add_parser("check-config", help="validate a workflow config and print it resolved")
     _add_config(p)
@@ -48,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="pretrain the tiny base model of a family on gold answers")
     _add_config(p)
     p.add_argument("--family", required=True)
-    p = sub.add_parser("sft", help="ExpertX-SFT and MoE-SFT (MEF) runs of one family, dataset and seed")
+    p = sub.add_parser("sft", help="ExpertX-SFT and MoE-SFT (MEF) runs of one family and dataset (seed: sft.seed, "
+                                   "shared by every RL seed)")
     _add_config(p)
-    _add_run(p)
+    _add_run(p, seed=False)
+    p.add_argument("--methods", nargs="+", default=None, help="subset of sft.methods (default: all)")
     p = sub.add_parser("rl", help="GRPO, Dr.GRPO or DAPO runs (rl.methods) of one family, dataset, seed and algorithm")
     _add_config(p)
     _add_run(p)
@@ -61,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(p, seed=False)
     p.add_argument("--seed", type=int, required=True, help="run seed")
     p.add_argument("--method", required=True, help="e.g. MEML-GRPO or MEML-GRPO-noIML")
-    p = sub.add_parser("evaluate", help="lm-eval evaluation of trained models under their inference expert prompts")
+    p = sub.add_parser("evaluate", help="lm-eval evaluation of trained models under their inference expert prompts "
+                                        "(default: the SFT methods, shared by every seed)")
     _add_config(p)
-    _add_run(p)
+    _add_run(p, seed=False)
+    p.add_argument("--seed", type=int, default=None, help="run seed of the RL methods (default: sft.seed)")
+    p.add_argument("--methods", nargs="+", default=None, help="methods to evaluate (default: sft.methods)")
     p = sub.add_parser("compare", help="paired per-item comparison of two evaluated methods (gained/lost items)")
     _add_config(p)
     p.add_argument("--family", required=True)
@@ -82,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "item (error-complementarity analysis)")
     _add_config(p)
     _add_run(p, seed=False)
-    p.add_argument("--seed", type=int, required=True, help="run seed")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed base (default: sft.seed; the ExpertK-SFT "
+                                                          "models are shared by every seed)")
     p = sub.add_parser("complementarity", help="build results/tables/complementarity.{md,csv,tex} from the sampled "
                                                "files: the experts' error overlap")
     _add_config(p)
@@ -96,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", help="outputs to rebuild (table4 table5 table6 complementarity figure2 "
                                              "sparsity, or sweeps)")
     return parser
+
+
+def results_mismatch(settings, config_path) -> str | None:
+    """Why ``settings`` cannot rebuild the tables of its ``results_dir`` (None when it can): the results were made
+    with other settings (``results_dir/config.yaml``, written by the workflow), or no workflow run wrote there."""
+    from pathlib import Path
+
+    from meml.pipeline.settings import load_settings
+
+    written = Path(settings.results_dir) / "config.yaml"
+    if not written.exists():
+        return (f"{written} does not exist: no workflow run wrote to results_dir {settings.results_dir!r}; "
+                "pass the config of the run (--config <results_dir>/config.yaml) or run the workflow first")
+    made = load_settings(written)
+    if made == settings:
+        return None
+    changed = sorted(name for name in made.to_mapping() if made.to_mapping()[name] != settings.to_mapping()[name])
+    return (f"{config_path or 'the default config'} does not match the results in {settings.results_dir}: they were "
+            f"made with {written}, which differs in {changed}; pass --config {written}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "pretrain":
         stages.pretrain(settings, args.family)
     elif args.command == "sft":
-        stages.sft(settings, args.family, args.dataset, args.seed, args.methods)
+        stages.sft(settings, args.family, args.dataset, args.methods)
     elif args.command == "rl":
         stages.rl(settings, args.family, args.dataset, args.seed, args.algorithm, args.methods)
     elif args.command == "riel":
@@ -179,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         write_sweeps(settings)
     elif args.command == "reports":
         from reports.build import rebuild
+
+        problem = results_mismatch(settings, args.config)
+        if problem:
+            print(f"meml: {problem}", file=sys.stderr)
+            return 2
 
         rebuild(settings, args.only)
     logging.getLogger("meml").info("%s done in %.1f s", args.command, time.time() - start)

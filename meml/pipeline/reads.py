@@ -53,17 +53,19 @@ def pretrain_reads(settings: Settings) -> dict:
             "threads": settings.threads_per_job}
 
 
-def sft_run(settings: Settings, seed: int):
-    """The :class:`~meml.training.sft.SFTConfig` of an SFT run (the ``sft`` section without its method list)."""
+def sft_run(settings: Settings):
+    """The :class:`~meml.training.sft.SFTConfig` of an SFT run (the ``sft`` section without its method list; its
+    seed is ``sft.seed``, shared by every RL seed)."""
     from meml.training.sft import SFTConfig
 
     fields = {k: getattr(settings.sft, k) for k in SFTConfig.__dataclass_fields__}
-    return SFTConfig(**{**fields, "seed": seed, "threads": settings.threads_per_job})
+    return SFTConfig(**{**fields, "threads": settings.threads_per_job})
 
 
-def sft_reads(settings: Settings, family: str, dataset: str, method: str, seed: int) -> dict:
+def sft_reads(settings: Settings, family: str, dataset: str, method: str) -> dict:
     parsed = Method.parse(method)
-    return {"method": method, "base": settings.models.pretrained.get(family) or "tiny", "run": asdict(sft_run(settings, seed)),
+    return {"method": method, "base": settings.models.pretrained.get(family) or "tiny",
+            "run": asdict(sft_run(settings)),
             "prompts": _prompts(settings, parsed.experts(settings.n_experts)),
             "experts": [settings.experts.sources[e] for e in parsed.experts(settings.n_experts)],
             "filter_incorrect": settings.experts.filter_incorrect,

@@ -153,6 +153,9 @@ class SFTSettings(SFTConfig):
 
     methods: list[str] = setting("Expert<k>-SFT and MoE-SFT methods.", factory=lambda: list(SFT_METHODS),
                                  min_items=1, pattern=SFT_PATTERN)
+    seed: int = setting("Seed of the SFT runs. One SFT per (family, dataset) is shared by every seed of `seeds`, "
+                        "which are RL replicates (as the pretrained base is shared); the SFT rows of the tables are "
+                        "that one run, and their intervals cover the RL stage only.", 0, ge=0)
 
     def __post_init__(self):
         super().__post_init__()

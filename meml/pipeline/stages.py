@@ -216,21 +216,23 @@ def _identity(out: Path, run_reads: dict, start_marker: Path | None, records: li
     return identity, False
 
 
-def _start_marker(settings: Settings, family: str, dataset: str, method: Method, seed: int) -> Path:
-    start_model = paths.sft_dir(_root(settings), family, dataset, str(method.start), seed)
+def _start_marker(settings: Settings, family: str, dataset: str, method: Method) -> Path:
+    start_model = paths.sft_dir(_root(settings), family, dataset, str(method.start))
     marker = start_model / "run.json"
     if not marker.exists():
         raise FileNotFoundError(f"{method}: start model {start_model} is missing; run the sft stage first")
     return marker
 
 
-def sft(settings: Settings, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> Path:
-    """Train the SFT methods (ExpertX-SFT, MoE-SFT) of one (family, dataset, seed); write the job's manifest."""
+def sft(settings: Settings, family: str, dataset: str, methods: list[str] | None = None) -> Path:
+    """Train the SFT methods (ExpertX-SFT, MoE-SFT) of one (family, dataset) with seed ``sft.seed``; write the
+    job's manifest. Every seed of ``seeds`` starts its RL runs from these (the seeds are RL replicates)."""
     from baselines.sft import method_rows
     from meml.io import write_json_atomic
     from meml.training.sft import train_sft
 
     root = _root(settings)
+    seed = settings.sft.seed
     records = train_records(settings, dataset)
     trajectories = read_trajectories(settings, dataset, records)
     questions = [r.question for r in records]
@@ -238,18 +240,17 @@ def sft(settings: Settings, family: str, dataset: str, seed: int, methods: list[
     base_marker = Path(base) / "run.json"
     runs = {}
     for method in methods or settings.sft.methods:
-        out = paths.sft_dir(root, family, dataset, method, seed)
-        run_reads = reads.sft_reads(settings, family, dataset, method, seed)
+        out = paths.sft_dir(root, family, dataset, method)
+        run_reads = reads.sft_reads(settings, family, dataset, method)
         identity, done = _identity(out, run_reads, base_marker if base_marker.exists() else None, records)
         if not done:
             rows = method_rows(Method.parse(method), questions, trajectories, settings.experts.prompts)
             random.Random(seed).shuffle(rows)
-            train_sft(base, rows, reads.sft_run(settings, seed), out,
+            train_sft(base, rows, reads.sft_run(settings), out,
                       {"identity": identity, "method": method, "family": family, "dataset": dataset,
                        **provenance(settings, seed)}, compute=settings.compute)
         runs[method] = str(out)
-    return write_json_atomic(paths.sft_manifest(root, family, dataset, seed), {"runs": runs,
-                                                                               **provenance(settings, seed)})
+    return write_json_atomic(paths.sft_manifest(root, family, dataset), {"runs": runs, **provenance(settings, seed)})
 
 
 def rl(settings: Settings, family: str, dataset: str, seed: int, algorithm: str,
@@ -272,7 +273,7 @@ def rl(settings: Settings, family: str, dataset: str, seed: int, algorithm: str,
         method = Method.parse(name)
         if method.kind != "rl" or method.algorithm != algorithm:
             raise ValueError(f"rl: method {name} is not a {algorithm} method")
-        marker = _start_marker(settings, family, dataset, method, seed)
+        marker = _start_marker(settings, family, dataset, method)
         out = paths.rl_dir(root, family, dataset, name, seed)
         identity, done = _identity(out, reads.rl_reads(settings, dataset, name, seed), marker, records)
         if not done:
@@ -304,7 +305,7 @@ def riel(settings: Settings, family: str, dataset: str, seed: int, method: str) 
     parsed = Method.parse(method)
     meml, run = reads.meml_run(settings, method, seed)
     records = rl_records(settings, dataset)
-    marker = _start_marker(settings, family, dataset, parsed, seed)
+    marker = _start_marker(settings, family, dataset, parsed)
     out = paths.rl_dir(root, family, dataset, method, seed)
     identity, done = _identity(out, reads.rl_reads(settings, dataset, method, seed), marker, records)
     if not done:
@@ -320,8 +321,11 @@ def riel(settings: Settings, family: str, dataset: str, seed: int, method: str) 
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(settings: Settings, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> list[Path]:
-    """Evaluate trained models (SFT or RL) of one (family, dataset, seed) under their inference expert prompts."""
+def evaluate(settings: Settings, family: str, dataset: str, seed: int | None = None,
+             methods: list[str] | None = None) -> list[Path]:
+    """Evaluate trained models of one (family, dataset, seed) under their inference expert prompts (default: the
+    SFT methods, whose one evaluation every seed shares; ``seed`` is then ``sft.seed`` unless given)."""
+    seed = settings.sft.seed if seed is None else seed
     from meml.evaluation import evaluate_model, write_result, write_task_docs
     from meml.records import task_of
 
@@ -346,14 +350,16 @@ def evaluate(settings: Settings, family: str, dataset: str, seed: int, methods: 
     return written
 
 
-def sample_experts(settings: Settings, family: str, dataset: str, seed: int) -> list[Path]:
+def sample_experts(settings: Settings, family: str, dataset: str, seed: int | None = None) -> list[Path]:
     """Sample every compared expert's ExpertK-SFT model (error-complementarity analysis); return the files.
 
     Expert k's model answers the first ``complementarity.max_items`` test items under expert k's
     prompt, ``complementarity.samples`` times each at ``complementarity.temperature``. The sampling
     seed is ``1000 * seed + k``: a stream shared by all experts would correlate their draws and so
-    their errors. Per expert: ``paths.sampled_file`` (one row per item) and a JSON summary beside it.
+    their errors. ``seed`` defaults to ``sft.seed``: the ExpertK-SFT models are shared by every seed, so they are
+    sampled once. Per expert: ``paths.sampled_file`` (one row per item) and a JSON summary beside it.
     """
+    seed = settings.sft.seed if seed is None else seed
     from meml.evaluation import sample_model, write_task_docs
     from meml.io import write_json_atomic, write_jsonl_atomic
     from meml.records import task_of

@@ -9,6 +9,7 @@ log) and ``run.json``; the work folder is then removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -38,6 +39,28 @@ def last_checkpoint(trainer_dir: str | Path) -> Path | None:
                 and any((folder / f).exists() for f in RNG_STATES) and any(folder.glob("model*.safetensors"))):
             candidates.append((int(suffix), folder))
     return max(candidates)[1] if candidates else None
+
+
+class _TiedOutputFilter(logging.Filter):
+    """Drops transformers' resume warning about ``lm_head.weight`` missing from a checkpoint: with tied word
+    embeddings the output layer IS the input embedding, which safetensors stores once, so nothing is missing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("missing keys in the checkpoint model loaded" in message and "['lm_head.weight']" in message)
+
+
+@contextlib.contextmanager
+def tied_weights_quiet(model):
+    """Silence the harmless tied-output warning on resume (only for models whose embeddings are tied)."""
+    tied = bool(getattr(getattr(model, "config", None), "tie_word_embeddings", False))
+    logger, quiet = logging.getLogger("transformers.trainer"), _TiedOutputFilter()
+    if tied:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _reward_functions(task: str, run: RLConfig) -> list:
@@ -106,7 +129,8 @@ def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLConfig,
 
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(work_dir / "tensorboard"))))
     trainer = build(model_path, rows, task, run, trainer_dir, callbacks, compute=compute)
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with tied_weights_quiet(trainer.model):
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     saved = save_model_collectively(trainer, output_dir)
     if not trainer.accelerator.is_main_process:  # other ranks of a multi-GPU launch: rank 0 writes the run
         trainer.accelerator.wait_for_everyone()

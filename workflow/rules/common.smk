@@ -51,12 +51,14 @@ def experts_of(method):
     return Method.parse(method).experts(N_EXPERTS)
 
 
-def sft_manifest(family, dataset, seed):
-    return str(paths.sft_manifest(RESULTS, family, dataset, seed))
+def sft_manifest(family, dataset):
+    return str(paths.sft_manifest(RESULTS, family, dataset))
 
 
-def eval_outputs(family, dataset, seed):
-    return [str(paths.eval_file(RESULTS, family, dataset, m, seed, e)) for m in METHODS for e in experts_of(m)]
+def eval_outputs(family, dataset):
+    """The SFT methods' evaluations of one (family, dataset): shared by every seed."""
+    return [str(paths.eval_file(RESULTS, family, dataset, m, SETTINGS.sft.seed, e)) for m in METHODS
+            for e in experts_of(m)]
 
 
 def rl_methods_of(algorithm):
@@ -82,7 +84,7 @@ def meml_eval_outputs(family, dataset, seed):
 
 def all_eval_outputs():
     """Every evaluation result the tables read: SFT, RL and MEML-GRPO methods."""
-    out = [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in eval_outputs(fam, d, s)]
+    out = [f for fam in FAMILIES for d in DATASETS for f in eval_outputs(fam, d)]
     out += [f for fam in FAMILIES for d in DATASETS for s in SEEDS for a in RL_ALGORITHMS_USED
             for f in rl_eval_outputs(fam, d, a, s)]
     out += [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in meml_eval_outputs(fam, d, s)]

@@ -1,11 +1,12 @@
 # Error-complementarity analysis: every compared expert's ExpertK-SFT model sampled several times per
-# test item (rule sample), then the experts' error overlap (rule complementarity). Uses common.smk.
+# test item (rule sample, once per family and dataset: the SFT models are shared by every seed), then the experts'
+# error overlap (rule complementarity). Uses common.smk.
 COMPLEMENTARITY_EXPERTS = SETTINGS.complementarity_experts()
 
 
-def sampled_outputs(family, dataset, seed):
-    """The sampled files (rows and summary) of every compared expert of one (family, dataset, seed)."""
-    return [str(paths.sampled_file(RESULTS, family, dataset, f"Expert{k}-SFT", seed, k, summary=s))
+def sampled_outputs(family, dataset):
+    """The sampled files (rows and summary) of every compared expert of one (family, dataset)."""
+    return [str(paths.sampled_file(RESULTS, family, dataset, f"Expert{k}-SFT", SETTINGS.sft.seed, k, summary=s))
             for k in COMPLEMENTARITY_EXPERTS for s in (False, True)]
 
 
@@ -21,24 +22,24 @@ if COMPLEMENTARITY_EXPERTS:
     rule sample:
         input:
             lambda wc: dataset_inputs(wc.dataset),
-            models=sft_manifest("{family}", "{dataset}", "{seed}"),
+            models=sft_manifest("{family}", "{dataset}"),
         output:
-            sampled_outputs("{family}", "{dataset}", "{seed}"),
+            sampled_outputs("{family}", "{dataset}"),
         params:
             digest=digest(lambda wc: reads.sample_reads(SETTINGS, wc.dataset)),
         threads: THREADS
         resources:
             **EVAL_RESOURCES,
         log:
-            f"{RESULTS}/logs/sample/{{family}}/{{dataset}}/seed{{seed}}.log",
+            f"{RESULTS}/logs/sample/{{family}}/{{dataset}}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/sample/{{family}}/{{dataset}}/seed{{seed}}.tsv",
+            f"{RESULTS}/benchmarks/sample/{{family}}/{{dataset}}.tsv",
         shell:
-            "{MEML} sample {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"
+            "{MEML} sample {CFG} --family {wildcards.family} --dataset {wildcards.dataset} > {log} 2>&1"
 
     rule complementarity:
         input:
-            [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in sampled_outputs(fam, d, s)],
+            [f for fam in FAMILIES for d in DATASETS for f in sampled_outputs(fam, d)],
         output:
             [report(f, caption="../report/complementarity.rst", category="Tables") if f.endswith(".md") else f
              for f in complementarity_outputs()],

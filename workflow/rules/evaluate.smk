@@ -1,17 +1,18 @@
+# The SFT methods of one (family, dataset) under their inference expert prompts: one evaluation every seed shares.
 rule evaluate:
     input:
         lambda wc: dataset_inputs(wc.dataset),
-        models=sft_manifest("{family}", "{dataset}", "{seed}"),
+        models=sft_manifest("{family}", "{dataset}"),
     output:
-        eval_outputs("{family}", "{dataset}", "{seed}"),
+        eval_outputs("{family}", "{dataset}"),
     params:
         digest=digest(lambda wc: reads.eval_reads(SETTINGS, wc.dataset, METHODS)),
     threads: THREADS
     resources:
         **EVAL_RESOURCES,
     log:
-        f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/evaluate/{{family}}/{{dataset}}/SFT.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{family}}/{{dataset}}/seed{{seed}}.tsv",
+        f"{RESULTS}/benchmarks/evaluate/{{family}}/{{dataset}}.tsv",
     shell:
-        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} --seed {wildcards.seed} > {log} 2>&1"
+        "{MEML} evaluate {CFG} --family {wildcards.family} --dataset {wildcards.dataset} > {log} 2>&1"

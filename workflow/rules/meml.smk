@@ -5,7 +5,7 @@ if MEML_METHODS:
     rule riel:
         input:
             lambda wc: dataset_inputs(wc.dataset),
-            starts=sft_manifest("{family}", "{dataset}", "{seed}"),
+            starts=sft_manifest("{family}", "{dataset}"),
         output:
             meml_run("{family}", "{dataset}", "{method}", "{seed}"),  # a manifest beside the run: a rerun keeps it
         params:

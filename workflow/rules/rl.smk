@@ -3,7 +3,7 @@
 rule rl:
     input:
         lambda wc: dataset_inputs(wc.dataset),
-        starts=sft_manifest("{family}", "{dataset}", "{seed}"),
+        starts=sft_manifest("{family}", "{dataset}"),
     output:
         rl_manifest("{family}", "{dataset}", "{algorithm}", "{seed}"),
     params:
