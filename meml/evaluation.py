@@ -9,6 +9,7 @@ instruction. One model load serves every inference expert.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -89,6 +90,24 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
     return HFLM(pretrained=str(model_path), batch_size=batch_size, device=compute.device, dtype=compute.eval_dtype())
 
 
+@contextlib.contextmanager
+def without_environment_report():
+    """lm-eval's ``simple_evaluate`` ends by adding an environment report to its results (``add_env_info``: torch's
+    ``collect_env`` starts pip and GPU-query subprocesses, about a second a call) that this suite never reads; skip
+    it. Everything else, the scores and samples included, is lm-eval's own."""
+    from lm_eval import evaluator
+
+    if not hasattr(evaluator, "add_env_info"):
+        raise RuntimeError("lm_eval.evaluator.add_env_info is gone: this lm-eval version is not supported "
+                           "(meml/evaluation.py without_environment_report)")
+    original = evaluator.add_env_info
+    evaluator.add_env_info = lambda storage: None
+    try:
+        yield
+    finally:
+        evaluator.add_env_info = original
+
+
 def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str,
                    system_prompts: Mapping[int, str], max_new_tokens: int = 96, batch_size: int = 64,
                    threads: int = 1, compute=None) -> dict[int, tuple[dict, list[dict]]]:
@@ -107,16 +126,17 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
     out = {}
     for expert, prompt in system_prompts.items():
         cut_before = sum(budget_counts().values())
-        results = simple_evaluate(
-            model=lm,
-            tasks=[task_config(task_name, docs_path, max_new_tokens)],
-            apply_chat_template=True,
-            system_instruction=prompt,
-            log_samples=True,
-            task_manager=manager,
-            random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
-            bootstrap_iters=0,
-        )
+        with without_environment_report():
+            results = simple_evaluate(
+                model=lm,
+                tasks=[task_config(task_name, docs_path, max_new_tokens)],
+                apply_chat_template=True,
+                system_instruction=prompt,
+                log_samples=True,
+                task_manager=manager,
+                random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+                bootstrap_iters=0,
+            )
         samples = []
         for s in sorted(results["samples"][task_name], key=lambda s: s["doc_id"]):
             doc = s["doc"]
@@ -157,16 +177,17 @@ def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, 
         raise ValueError(f"sample_model: samples must be at least 1, got {samples}")
     torch.set_num_threads(threads)
     lm = load_lm(model_path, batch_size, compute, seed=seed)
-    results = simple_evaluate(
-        model=lm,
-        tasks=[task_config(task_name, docs_path, max_new_tokens, temperature=temperature, repeats=samples)],
-        apply_chat_template=True,
-        system_instruction=system_prompt,
-        log_samples=True,
-        task_manager=TaskManager(include_defaults=False),
-        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-        bootstrap_iters=0,
-    )
+    with without_environment_report():
+        results = simple_evaluate(
+            model=lm,
+            tasks=[task_config(task_name, docs_path, max_new_tokens, temperature=temperature, repeats=samples)],
+            apply_chat_template=True,
+            system_instruction=system_prompt,
+            log_samples=True,
+            task_manager=TaskManager(include_defaults=False),
+            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+            bootstrap_iters=0,
+        )
     rows = []
     for s in sorted(results["samples"][task_name], key=lambda s: s["doc_id"]):
         doc = s["doc"]

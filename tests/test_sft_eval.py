@@ -91,3 +91,15 @@ def test_same_seed_same_weights(tmp_path, tiny_model_dir, small_world):
         train_sft(tiny_model_dir, rows, run, tmp_path / name)
         weights.append(load_file(str(tmp_path / name / "model.safetensors")))
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_the_environment_report_is_skipped_only_inside_the_evaluation():
+    from lm_eval import evaluator
+
+    from meml.evaluation import without_environment_report
+
+    original = evaluator.add_env_info
+    with without_environment_report():
+        storage = {}
+        assert evaluator.add_env_info(storage) is None and storage == {}  # nothing collected, no subprocess
+    assert evaluator.add_env_info is original
