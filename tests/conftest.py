@@ -11,6 +11,16 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench(name: str):
+    """A script of bench/ (not a package) imported as a module, for the tests of its CPU-testable parts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 

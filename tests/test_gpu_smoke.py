@@ -1,22 +1,18 @@
 """bench/gpu_smoke.py: its CPU-testable parts against the library (settings, runs, report), and bench/gpu_smoke.sh
 in its degraded (CPU) mode: it runs end to end, reports DEGRADED and PASS, writes its JSON (slow)."""
 
-import importlib.util
 import json
 import os
 import subprocess
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_bench
 
 
 @pytest.fixture(scope="module")
 def smoke():
-    spec = importlib.util.spec_from_file_location("gpu_smoke", REPO_ROOT / "bench" / "gpu_smoke.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("gpu_smoke")
 
 
 def test_compute_per_mode(smoke):

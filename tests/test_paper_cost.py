@@ -1,6 +1,5 @@
 """bench/paper_cost.py: job counts, steps and rollouts of a small hand-made config against hand-computed numbers."""
 
-import importlib.util
 from argparse import Namespace
 from pathlib import Path
 
@@ -8,16 +7,14 @@ import pytest
 import yaml
 
 from meml.pipeline.settings import Settings, settings_from_config
+from tests.conftest import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def cost():
-    spec = importlib.util.spec_from_file_location("paper_cost", REPO / "bench" / "paper_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("paper_cost")
 
 
 def small_config(seeds=(0,), **data) -> Settings:

@@ -20,7 +20,7 @@ from meml.pipeline import reads
 from meml.pipeline.settings import Settings
 from meml.provenance import provenance
 from meml.records import Record
-from meml.sweeps import meml_methods, rl_algorithms, rl_methods  # noqa: F401 (the stages' method lists)
+from meml.sweeps import meml_methods, rl_methods
 
 log = logging.getLogger(__name__)
 

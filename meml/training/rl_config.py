@@ -105,8 +105,7 @@ class RLConfig:
         if self.algorithm is not None:  # its presets are filled in: re-targeting would keep the old ones
             raise ValueError(f"rl: this run is already resolved as {self.algorithm}; resolve {algorithm} from the "
                              "unresolved settings (the workflow's rl section, algorithm None)")
-        base = {f: getattr(self, f) for f in self.__dataclass_fields__}  # a plain RLConfig, not a subclass
-        base = {k: v for k, v in base.items() if k in RLConfig.__dataclass_fields__}
+        base = {f: getattr(self, f) for f in RLConfig.__dataclass_fields__}  # a plain RLConfig, not a subclass
         return RLConfig(**{**base, **overrides, "algorithm": algorithm})
 
     def for_rows(self, n_rows: int) -> RLConfig:

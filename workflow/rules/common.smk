@@ -4,7 +4,8 @@ import re
 from meml import paths
 from meml.experts.teachers import TEACHER_KINDS
 from meml.methods import RL_ALGORITHMS, Method
-from meml.pipeline import reads, stages
+from meml.pipeline import reads
+from meml.sweeps import meml_methods, rl_algorithms, rl_methods
 from reports.table6 import table6_methods
 
 FAMILIES = SETTINGS.models.families
@@ -12,10 +13,10 @@ DATASETS = SETTINGS.datasets
 SEEDS = SETTINGS.seeds
 THREADS = SETTINGS.threads_per_job
 METHODS = SETTINGS.sft.methods
-RL_ALGORITHMS_USED = stages.rl_algorithms(SETTINGS)
+RL_ALGORITHMS_USED = rl_algorithms(SETTINGS)
 N_EXPERTS = SETTINGS.n_experts
 TEACHER_EXPERTS = [k for k, s in enumerate(SETTINGS.experts.sources) if s["kind"] in TEACHER_KINDS]
-MEML_METHODS = stages.meml_methods(SETTINGS)  # every method once per sweep point (meml/sweeps.py)
+MEML_METHODS = meml_methods(SETTINGS)  # every method once per sweep point (meml/sweeps.py)
 SWEEP = bool(SETTINGS.sweep)
 TABLE6_METHODS = table6_methods(SETTINGS)
 SYNTH_TASKS = SETTINGS.synthetic_tasks
@@ -62,7 +63,7 @@ def eval_outputs(family, dataset):
 
 
 def rl_methods_of(algorithm):
-    return stages.rl_methods(SETTINGS, algorithm)
+    return rl_methods(SETTINGS, algorithm)
 
 
 def rl_manifest(family, dataset, algorithm, seed):
