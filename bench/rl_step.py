@@ -3,8 +3,11 @@
     python bench/rl_step.py                       # the default tiny setting's RL shape
     python bench/rl_step.py --model results/sft/qwen2/synth_gsm8k/Expert1-SFT/seed0 --steps 8
 
-Prints, per algorithm, seconds per optimizer step (after one warm-up step), completions generated
-per second (DAPO's extra sampling rounds included) and DAPO's mean number of rounds. Without
+Prints, per algorithm and path, seconds per optimizer step (after one warm-up step), completions generated
+per second (DAPO's extra sampling rounds included) and DAPO's mean number of rounds. The paths, timed in one
+process on the same model and questions: "trl" (TRL's generation and per-row forward: rl.decoder trl,
+rl.shared_prompt_logprobs false) and "fast" (the tiny decoder and prompt-shared log-probs, the default); the
+new/old step-time ratio is fast/trl (issue 15's target: <= 0.45). Without
 --model it uses the Expert1-SFT model of the default results folder when one exists, else a
 randomly initialised tiny model (whose rewards are all zero: DAPO then always hits its bound).
 """
@@ -83,12 +86,20 @@ class StepTimer:
         self.callback = _Callback()
 
 
-def time_algorithm(algorithm: str, model: Path, rows: list[dict], settings: Settings, steps: int, tmp: Path) -> dict:
+PATHS = {"trl": {"decoder": "trl", "shared_prompt_logprobs": False},
+         "fast": {"decoder": "fast", "shared_prompt_logprobs": True}}
+
+
+def time_algorithm(algorithm: str, model: Path, rows: list[dict], settings: Settings, steps: int, tmp: Path,
+                   path: str = "fast") -> dict:
     from baselines.rl import build_trainer
 
-    run = timed_run(settings, algorithm, steps + 1)
+    run = timed_run(settings, algorithm, steps + 1, **PATHS[path])
     timer = StepTimer()
-    trainer = build_trainer(model, rows, "gsm8k", run, tmp / algorithm, [timer.callback])
+    trainer = build_trainer(model, rows, "gsm8k", run, tmp / f"{algorithm}-{path}", [timer.callback])
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # no per-step metric dicts in the figures
     trainer.train()
     times = timer.times[1:]  # the first step pays for warm-up
     rounds = trainer.state.log_history
@@ -104,6 +115,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder to train (default: see above)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per algorithm (after one warm-up)")
     parser.add_argument("--algorithms", nargs="+", default=["GRPO", "DAPO"])
+    parser.add_argument("--paths", nargs="+", default=["trl", "fast"], choices=sorted(PATHS))
     args = parser.parse_args()
 
     import torch
@@ -121,13 +133,17 @@ def main() -> None:
               f"<= {rl.max_completion_length} tokens, {settings.threads_per_job} thread(s)", flush=True)
         results = {}
         for algorithm in args.algorithms:
-            results[algorithm] = time_algorithm(algorithm, model, rows, settings, args.steps, tmp)
-            r = results[algorithm]
-            print(f"{algorithm}: {r['s_per_step']:.2f} s/step, {r['rollouts_per_s']:.1f} rollouts/s, "
-                  f"{r['rounds']:.2f} sampling rounds/step", flush=True)
-        if "GRPO" in results and "DAPO" in results:
-            print(f"dapo/grpo step-time ratio: {results['DAPO']['s_per_step'] / results['GRPO']['s_per_step']:.2f}")
-
+            for path in args.paths:
+                r = results[algorithm, path] = time_algorithm(algorithm, model, rows, settings, args.steps, tmp, path)
+                print(f"{algorithm} [{path}]: {r['s_per_step']:.2f} s/step, {r['rollouts_per_s']:.1f} rollouts/s, "
+                      f"{r['rounds']:.2f} sampling rounds/step", flush=True)
+            if {"trl", "fast"} <= set(args.paths):
+                ratio = results[algorithm, "fast"]["s_per_step"] / results[algorithm, "trl"]["s_per_step"]
+                print(f"{algorithm}: step-time ratio fast/trl (new/old) {ratio:.2f}", flush=True)
+        for path in args.paths:
+            if ("GRPO", path) in results and ("DAPO", path) in results:
+                ratio = results["DAPO", path]["s_per_step"] / results["GRPO", path]["s_per_step"]
+                print(f"dapo/grpo step-time ratio [{path}]: {ratio:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,7 @@ ROOMS = {  # room: (module prefixes, rooms it may import)
     "tiny": (("meml.tiny",), {"core"}),
     "data": (("meml.data",), {"core"}),
     "experts": (("meml.experts",), {"core", "world", "rewards"}),
-    "training": (("meml.training",), {"core", "rewards"}),
+    "training": (("meml.training",), {"core", "rewards", "tiny"}),
     "evaluation": (("meml.evaluation",), {"core", "rewards", "training"}),
     "baselines": (("baselines",), {"core", "training"}),
     "method": (("meml.method",), {"core", "training"}),

@@ -168,7 +168,8 @@ def position_reward(prompts, completions, **kwargs):
 
 def _scripted_trainer(model_dir, tmp_path, algorithm, patterns, extra_rewards=(), **run_settings):
     """The baselines' trainer of ``algorithm`` (through ``build_trainer``) with scripted rewards and generations."""
-    run = RLConfig(algorithm=algorithm, prompts_per_step=2, num_generations=G, max_completion_length=8, **run_settings)
+    run = RLConfig(algorithm=algorithm, prompts_per_step=2, num_generations=G, max_completion_length=8,
+                   **{"decoder": "trl", **run_settings})  # the scripted generations replace TRL's own
     rows = [{"prompt": [{"role": "user", "content": f"question {i}"}], "pattern": p} for i, p in enumerate(patterns)]
     trainer = build_trainer(model_dir, rows, "gsm8k", run, tmp_path / "trainer",
                             reward_funcs=[scripted_reward, *extra_rewards])

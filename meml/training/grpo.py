@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -65,9 +66,38 @@ class SparsityGRPOTrainer(GRPOTrainer):
     _last_scored: tuple[list[dict], torch.Tensor] | None = None
     extra_state_name: str | None = None  # file stem of the per-process checkpoint state (None: none)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, shared_prompt_logprobs: bool = False, **kwargs):
+        """``shared_prompt_logprobs``: answer TRL's log-prob calls with :func:`meml.tiny.decoder.prompt_shared_logps`
+        (each distinct prompt computed once per batch) where it applies; ``rollout_func`` (TRL's) may be the tiny
+        decoder's (:mod:`meml.training.fast_paths`), whose experimental-feature warning is not repeated here."""
         ensure_trl_surface()  # one clear error up front when TRL's private members moved
-        super().__init__(*args, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+            super().__init__(*args, **kwargs)
+        self.shared_prompt_logprobs = shared_prompt_logprobs
+
+    # ------------------------------------------------------------------ prompt-shared log-probs
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):
+        shared = (self.shared_prompt_logprobs and not compute_aux_loss
+                  and all(value is None for value in multimodal.values())
+                  and model is self.accelerator.unwrap_model(model))
+        if shared:
+            prompt_length = input_ids.size(1) - logits_to_keep
+            distinct = torch.unique(torch.cat([input_ids[:, :prompt_length], attention_mask[:, :prompt_length]], 1),
+                                    dim=0).size(0)
+            shared = prompt_length > 0 and distinct < input_ids.size(0)
+        if not shared:
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
+                **multimodal)
+        from meml.tiny.decoder import prompt_shared_logps
+
+        with self.accelerator.autocast():
+            logps, entropies = prompt_shared_logps(model, input_ids, attention_mask, logits_to_keep,
+                                                   temperature=self.args.temperature, compute_entropy=compute_entropy)
+        return logps, entropies, None
 
     # ------------------------------------------------------------------ per-process checkpoint state
 

@@ -88,9 +88,25 @@ def trainer_kwargs(model_path: str | Path, rows: list[dict], task: str, run: RLC
     torch.manual_seed(run.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
+    args = run.grpo_config(trainer_dir, compute)
     return dict(model=model, reward_funcs=list(reward_funcs) if reward_funcs is not None else _reward_functions(task, run),
-                 args=run.grpo_config(trainer_dir, compute),
-                train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=list(callbacks))
+                args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                callbacks=list(callbacks), **fast_path_kwargs(run, model, args, compute))
+
+
+def fast_path_kwargs(run: RLConfig, model, args, compute=None) -> dict:
+    """The trainer arguments of ``run.decoder`` and ``run.shared_prompt_logprobs`` for ``model``
+    (:mod:`meml.training.fast_paths`): TRL's ``rollout_func`` and the trainer's ``shared_prompt_logprobs``."""
+    from meml.training.fast_paths import (
+        fast_path_obstacle,
+        resolve_decoder,
+        rollout_function,
+    )
+
+    decoder = resolve_decoder(run.decoder, model, args, compute)
+    shared = run.shared_prompt_logprobs and fast_path_obstacle(model, args, compute) is None
+    rollout = None if decoder == "trl" else rollout_function(exact=decoder == "exact")
+    return {"rollout_func": rollout, "shared_prompt_logprobs": shared}
 
 
 def train_rl(model_path: str | Path, rows: list[dict], task: str, run: RLConfig, output_dir: str | Path,

@@ -46,6 +46,16 @@ class RLConfig:
     num_generations: int = setting("Completions sampled per prompt (the group size G).", 8, ge=2)
     max_completion_length: int = setting("Maximum generated tokens per completion.", 80, ge=1)
     temperature: float = setting("Sampling temperature of the rollouts.", 1.0, gt=0)
+    decoder: Literal["auto", "fast", "exact", "trl"] = setting(
+        "How rollouts are generated. 'fast': meml.tiny.decoder's KV-cached sampler (each distinct prompt prefilled "
+        "once, finished rows leave the batch, inverse-CDF draws: the same distribution as transformers' sampling, "
+        "another random stream); 'exact': the same decoder reproducing transformers' generate token for token; "
+        "'trl': TRL's own generation (transformers generate, or vLLM with compute.vllm.rollouts); 'auto': 'fast' "
+        "for a Qwen2/Llama model the decoder supports, on one process without vLLM, else 'trl'.", "auto")
+    shared_prompt_logprobs: bool = setting(
+        "Compute each distinct prompt once in the loss's forward pass and share its keys/values across the rows of "
+        "its group (equal to TRL's per-row forward up to float rounding, gradients included); used for the models "
+        "and processes where 'auto' would pick the fast decoder, TRL's forward elsewhere.", True)
     learning_rate: float = setting("Peak learning rate (AdamW).", 1e-4, gt=0)
     lr_scheduler_type: str = setting("transformers scheduler name.", "constant")
     warmup_steps: int = setting("Linear warm-up steps.", 0, ge=0)

@@ -70,16 +70,24 @@ PRIVATE_SURFACE: tuple[PrivateMember, ...] = (
     PrivateMember(GRPO, "_compute_loss", ("model", "inputs"), called_in=GRPO_MODULE,
                   use="overridden by MEMLGRPOTrainer (adds the mutual-learning and buffer terms)"),
     PrivateMember(GRPO, "_get_per_token_logps_and_entropies",
-                  ("model", "input_ids", "attention_mask", "logits_to_keep"), prefix=True, called_in=GRPO_MODULE,
-                  use="called by MEMLGRPOTrainer.mutual_learning_loss, and overridden (*args, **kwargs) to capture "
-                      "the policy loss's log-probs; returns (logps, entropies, ...)"),
+                  ("model", "input_ids", "attention_mask", "logits_to_keep", "batch_size", "compute_entropy",
+                   "compute_aux_loss"), prefix=True, called_in=GRPO_MODULE,
+                  use="overridden by SparsityGRPOTrainer (prompt-shared log-probs of the tiny models; the remaining "
+                      "multimodal keyword arguments are forwarded) and by MEMLGRPOTrainer (*args, **kwargs) to "
+                      "capture the policy loss's log-probs; called by MEMLGRPOTrainer.mutual_learning_loss; returns "
+                      "(logps, entropies, aux_loss)"),
     PrivateMember(GRPO, "_tokenize_prompts", ("prompts",),
-                  use="called by MEMLGRPOTrainer (sft_batch, transfer_batch); returns (prompt_ids, images, "
+                  use="called by MEMLGRPOTrainer (sft_batch, transfer_batch) and the tiny decoder's rollout_func; returns (prompt_ids, images, "
                       "multimodal_fields)"),
     PrivateMember(GRPO, "_generate_single_turn", ("prompt_ids", "images", "multimodal_fields", "num_generations"),
                   prefix=True, called_in=GRPO_MODULE,
                   use="not used by the trainers: wrapped by bench/gpu_smoke.py (GenerationTimer) and replaced by the "
                       "tests' scripted rollouts; returns (completion_ids, logprobs)"),
+    PrivateMember(GRPO, "rollout_func",
+                  use="GRPOTrainer's documented but experimental rollout_func argument, kept as self.rollout_func and "
+                      "called by _generate: meml.training.fast_paths.rollout_function passes the tiny decoder"),
+    PrivateMember(GRPO, "eos_token_ids",
+                  use="read by meml.training.fast_paths' rollout: every EOS id that ends a completion"),
     PrivateMember(GRPO, "_metrics",
                   use="read by every trainer here: {'train'|'eval': defaultdict(list)} of logged metrics"),
     PrivateMember(GRPO, "_tokenizer",
