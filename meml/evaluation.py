@@ -68,8 +68,51 @@ def task_config(name: str, docs_path: str | Path, max_new_tokens: int, temperatu
     }
 
 
-def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0):
-    """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``."""
+def decoder_lm_class():
+    """lm-eval's ``HFLM`` whose ``_model_generate`` runs :func:`meml.tiny.decoder.sample` (fast mode: each distinct
+    context prefilled once, finished rows leave the batch; greedy equals transformers' greedy, sampling draws from
+    the same distribution by inverse CDF). lm-eval still builds the requests, decodes, cuts at the stop sequences
+    and scores; generation options the decoder lacks fall back to transformers' ``generate``."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from meml.tiny.decoder import SamplingSettings, sample
+
+    class DecoderHFLM(HFLM):
+        def _model_generate(self, context, max_length, stop, **generation_kwargs):
+            known = {"attention_mask", "do_sample", "temperature", "top_k", "top_p"}
+            if set(generation_kwargs) - known:
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
+            mask = generation_kwargs.get("attention_mask")
+            mask = torch.ones_like(context, dtype=torch.bool) if mask is None else mask.bool()
+            defaults = self.model.generation_config
+            temperature = generation_kwargs.get("temperature", 0.0)
+            do_sample = generation_kwargs.get("do_sample")
+            do_sample = bool(defaults.do_sample) if do_sample is None and temperature else bool(do_sample)
+            settings = SamplingSettings(
+                temperature=temperature if do_sample else 1.0,
+                top_k=generation_kwargs.get("top_k", defaults.top_k) or None,
+                top_p=generation_kwargs.get("top_p", defaults.top_p) or 1.0)
+            prompts = [row[keep].tolist() for row, keep in zip(context, mask)]
+            eos = self.model.generation_config.eos_token_id
+            eos = [eos] if isinstance(eos, int) else list(eos or [])
+            eos = sorted({*eos, self.tokenizer.eos_token_id} - {None})
+            new_tokens = max_length - context.shape[1]
+            rows = sample(self.model, prompts, new_tokens, eos, self.tokenizer.pad_token_id, settings,
+                          do_sample=do_sample, exact=False)
+            out = context.new_full((context.shape[0], new_tokens), self.tokenizer.pad_token_id)
+            for index, row in enumerate(rows):
+                out[index, :len(row)] = torch.tensor(row, dtype=out.dtype)
+            return torch.cat([context, out], dim=1)
+
+    return DecoderHFLM
+
+
+def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0, decoder: str = "auto"):
+    """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``.
+
+    ``decoder`` (``eval.decoder``): 'fast' generates through :func:`decoder_lm_class`, 'hf' through transformers'
+    ``generate``, 'auto' picks 'fast' for a model :mod:`meml.tiny.decoder` supports on the HF backend."""
     from meml.training.compute import ComputeConfig
 
     compute = compute or ComputeConfig()
@@ -87,7 +130,17 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
                     data_parallel_size=data_parallel)
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=str(model_path), batch_size=batch_size, device=compute.device, dtype=compute.eval_dtype())
+    lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device=compute.device, dtype=compute.eval_dtype())
+    if decoder == "hf":
+        return lm
+    from meml.tiny.decoder import unsupported_reason
+
+    obstacle = unsupported_reason(lm.model)
+    if obstacle and decoder == "fast":
+        raise ValueError(f"eval.decoder is 'fast' but the tiny decoder cannot run {model_path}: {obstacle}")
+    if not obstacle:
+        lm.__class__ = decoder_lm_class()  # the same loaded model and tokenizer, generating through the decoder
+    return lm
 
 
 @contextlib.contextmanager
@@ -110,7 +163,7 @@ def without_environment_report():
 
 def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str,
                    system_prompts: Mapping[int, str], max_new_tokens: int = 96, batch_size: int = 64,
-                   threads: int = 1, compute=None) -> dict[int, tuple[dict, list[dict]]]:
+                   threads: int = 1, compute=None, decoder: str = "auto") -> dict[int, tuple[dict, list[dict]]]:
     """Greedy evaluation of one model under each inference expert prompt.
 
     Returns ``{expert: (summary, samples)}``: summary holds accuracy (overall and per slice) and
@@ -121,7 +174,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
     from lm_eval.tasks import TaskManager
 
     torch.set_num_threads(threads)
-    lm = load_lm(model_path, batch_size, compute)
+    lm = load_lm(model_path, batch_size, compute, decoder=decoder)
     manager = TaskManager(include_defaults=False)
     out = {}
     for expert, prompt in system_prompts.items():
@@ -159,7 +212,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
 
 def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, system_prompt: str, samples: int,
                  temperature: float, max_new_tokens: int = 96, batch_size: int = 64, threads: int = 1,
-                 seed: int = 0, compute=None) -> list[dict]:
+                 seed: int = 0, compute=None, decoder: str = "auto") -> list[dict]:
     """``samples`` sampled completions per test item of one model under one system prompt.
 
     lm-eval's task option ``repeats`` sends every document ``samples`` times; the HF backend samples
@@ -176,7 +229,7 @@ def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, 
     if samples < 1:
         raise ValueError(f"sample_model: samples must be at least 1, got {samples}")
     torch.set_num_threads(threads)
-    lm = load_lm(model_path, batch_size, compute, seed=seed)
+    lm = load_lm(model_path, batch_size, compute, seed=seed, decoder=decoder)
     with without_environment_report():
         results = simple_evaluate(
             model=lm,

@@ -247,3 +247,38 @@ def test_explicit_decoder_that_cannot_run_is_refused():
     with pytest.raises(ValueError, match="rl.decoder is 'fast'.*gpt2"):
         resolve_decoder("fast", model, args)
     assert resolve_decoder("trl", model, args, ComputeConfig()) == "trl"
+
+
+# ----------------------------------------------------------------------------------------- through lm-eval
+
+
+@pytest.mark.slow
+def test_lm_eval_greedy_answers_are_the_same_through_the_decoder(tiny_model_dir, small_world, tmp_path):
+    from meml.data import load_records
+    from meml.evaluation import evaluate_model, load_lm, write_task_docs
+
+    assert type(load_lm(tiny_model_dir, 4)).__name__ == "DecoderHFLM"
+    assert type(load_lm(tiny_model_dir, 4, decoder="hf")).__name__ == "HFLM"
+    docs = write_task_docs(load_records("synth_gsm8k", "test", small_world)[:6], tmp_path / "docs.jsonl")
+    prompts = {0: "You are Expert 0. Solve step by step."}
+    runs = {name: evaluate_model(tiny_model_dir, docs, "meml_test_decoder", prompts, max_new_tokens=12,
+                                 batch_size=4, decoder=name)[0] for name in ("hf", "fast")}
+    assert [s["completion"] for s in runs["fast"][1]] == [s["completion"] for s in runs["hf"][1]]
+    assert runs["fast"][0]["accuracy"] == runs["hf"][0]["accuracy"]
+
+
+@pytest.mark.slow
+def test_lm_eval_sampling_through_the_decoder_is_seeded(tiny_model_dir, small_world, tmp_path):
+    from meml.data import load_records
+    from meml.evaluation import sample_model, write_task_docs
+
+    docs = write_task_docs(load_records("synth_gsm8k", "test", small_world)[:3], tmp_path / "docs.jsonl")
+
+    def run(seed):
+        return sample_model(tiny_model_dir, docs, "meml_test_decoder_sampled", "You are Expert 0. Solve step by step.",
+                            samples=4, temperature=1.0, max_new_tokens=6, batch_size=16, seed=seed, decoder="fast")
+
+    rows = run(3)
+    assert all(len(r["completions"]) == 4 for r in rows)
+    assert len({c for r in rows for c in r["completions"]}) > 3  # draws, not copies
+    assert run(3) == rows and run(4) != rows

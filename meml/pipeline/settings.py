@@ -213,6 +213,10 @@ class EvalSettings:
 
     max_new_tokens: int = setting("Longest answer generated.", 80, ge=1)
     batch_size: int = setting("Questions per generation batch (HF backend).", 150, ge=1)
+    decoder: Literal["auto", "fast", "hf"] = setting(
+        "Generation of the HF backend (evaluation and complementarity sampling): 'fast' runs meml.tiny.decoder "
+        "inside lm-eval's HFLM (greedy equal to transformers' greedy; sampling from the same distribution, another "
+        "random stream), 'hf' transformers' generate, 'auto' 'fast' for a model the decoder supports.", "auto")
 
 
 @dataclass

@@ -339,7 +339,8 @@ def evaluate(settings: Settings, family: str, dataset: str, seed: int | None = N
             experts = Method.parse(method).experts(len(prompts))
             results = evaluate_model(model, docs, f"meml_{dataset}", {k: prompts[k] for k in experts},
                                      max_new_tokens=settings.eval.max_new_tokens, batch_size=settings.eval.batch_size,
-                                     threads=settings.threads_per_job, compute=settings.compute)
+                                     threads=settings.threads_per_job, compute=settings.compute,
+                                     decoder=settings.eval.decoder)
             for expert, (summary, samples) in results.items():
                 result = paths.eval_file(_root(settings), family, dataset, method, seed, expert)
                 identity = {"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,
@@ -381,7 +382,7 @@ def sample_experts(settings: Settings, family: str, dataset: str, seed: int | No
             rows = sample_model(model, docs, f"meml_{dataset}", prompts[expert], analysis.samples,
                                 analysis.temperature, max_new_tokens=settings.eval.max_new_tokens,
                                 batch_size=settings.eval.batch_size, threads=settings.threads_per_job,
-                                seed=1000 * seed + expert, compute=settings.compute)
+                                seed=1000 * seed + expert, compute=settings.compute, decoder=settings.eval.decoder)
             out = paths.sampled_file(root, family, dataset, method, seed, expert)
             runs = [sum(1 - row["correct"][r] for row in rows) / len(rows) for r in range(analysis.samples)]
             summary = {"family": family, "dataset": dataset, "task": task_of(dataset), "method": method,
