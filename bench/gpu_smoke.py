@@ -293,8 +293,9 @@ def grpo_run(plan: dict, device: str):
     """The GRPO run of both training stages (``RLConfig``; GRPO's published settings fill what is not set here)."""
     from meml.training.rl_config import RLConfig
 
+    # decoder "trl": the smoke times TRL's generation (transformers or vLLM), also in the degraded CPU mode
     return RLConfig(algorithm="GRPO", **SIZES[device]["rl"], steps=plan["steps"], save_steps=plan["steps"],
-                    learning_rate=1e-5)
+                    learning_rate=1e-5, decoder="trl")
 
 
 def meml_config():

@@ -112,7 +112,7 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
     """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``.
 
     ``decoder`` (``eval.decoder``): 'fast' generates through :func:`decoder_lm_class`, 'hf' through transformers'
-    ``generate``, 'auto' picks 'fast' for a model :mod:`meml.tiny.decoder` supports on the HF backend."""
+    ``generate``, 'auto' picks 'fast' for a model :mod:`meml.tiny.decoder` supports on the HF backend on the CPU."""
     from meml.training.compute import ComputeConfig
 
     compute = compute or ComputeConfig()
@@ -136,6 +136,8 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
     from meml.tiny.decoder import unsupported_reason
 
     obstacle = unsupported_reason(lm.model)
+    if decoder == "auto" and compute.device != "cpu":
+        return lm  # GPUs keep transformers' kernels
     if obstacle and decoder == "fast":
         raise ValueError(f"eval.decoder is 'fast' but the tiny decoder cannot run {model_path}: {obstacle}")
     if not obstacle:

@@ -68,9 +68,10 @@ def sft_manifest(root, family: str, dataset: str) -> Path:
     return Path(root) / "sft" / family / f"{dataset}.json"
 
 
-def meml_manifest(root, family: str, dataset: str, method: str, seed: int) -> Path:
-    """Written when one MEML-GRPO run has finished (the riel rule's output, outside the run folder)."""
-    return Path(root) / "rl" / family / dataset / f"{method}.seed{seed}.json"
+def meml_manifest(root, family: str, dataset: str, group: str, seed: int) -> Path:
+    """Written when every MEML-GRPO run of one riel job (``group``: ``MEML-GRPO`` plus a sweep point's tags,
+    :func:`meml.sweeps.meml_group`) has finished; the riel rule's output, outside the run folders."""
+    return Path(root) / "rl" / family / dataset / f"{group}.seed{seed}.json"
 
 
 def rl_manifest(root, family: str, dataset: str, algorithm: str, seed: int) -> Path:

@@ -178,6 +178,25 @@ def meml_methods(settings) -> list[str]:
     return expand_methods(settings, settings.meml.methods)
 
 
+MEML_GROUP = "MEML-GRPO"  # the job name of the MEML-GRPO methods of one sweep point (all of them without a sweep)
+
+
+def meml_group(settings, method: str) -> str:
+    """The riel job that trains a MEML-GRPO method: ``MEML-GRPO`` plus its sweep tags (one job per sweep point), or
+    the method itself when ``compute.group_meml_runs`` is off."""
+    if not settings.compute.group_meml_runs:
+        return method
+    return str(replace(Method.parse(MEML_GROUP), tags=Method.parse(method).tags))
+
+
+def meml_groups(settings) -> dict[str, list[str]]:
+    """``{riel job: its methods}`` in :func:`meml_methods` order."""
+    groups: dict[str, list[str]] = {}
+    for method in meml_methods(settings):
+        groups.setdefault(meml_group(settings, method), []).append(method)
+    return groups
+
+
 def rl_algorithms(settings) -> list[str]:
     """The RL algorithms with at least one configured method."""
     return [a for a in RL_ALGORITHMS if rl_methods(settings, a)]

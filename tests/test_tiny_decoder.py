@@ -249,6 +249,20 @@ def test_explicit_decoder_that_cannot_run_is_refused():
     assert resolve_decoder("trl", model, args, ComputeConfig()) == "trl"
 
 
+def test_auto_uses_the_decoder_on_the_cpu_only(model_and_tokenizer):
+    from types import SimpleNamespace
+
+    from meml.training.compute import ComputeConfig
+    from meml.training.fast_paths import resolve_decoder
+
+    model, _ = model_and_tokenizer
+    args = SimpleNamespace(min_p=None, repetition_penalty=1.0, generation_kwargs=None)
+    assert resolve_decoder("auto", model, args, ComputeConfig()) == "fast"
+    assert resolve_decoder("auto", model, args, ComputeConfig(device="cuda")) == "trl"  # hub models on GPUs
+    assert resolve_decoder("auto", model, SimpleNamespace(**{**vars(args), "repetition_penalty": 1.2})) == "trl"
+    assert resolve_decoder("exact", model, args, ComputeConfig(device="cuda")) == "exact"  # asked for explicitly
+
+
 # ----------------------------------------------------------------------------------------- through lm-eval
 
 

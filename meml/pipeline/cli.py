@@ -78,12 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_run(p)
     p.add_argument("--algorithm", required=True, help="GRPO, Dr.GRPO or DAPO")
-    p = sub.add_parser("riel", help="one MEML-GRPO method (meml.methods, a Table 5 row) of one family, dataset "
-                                    "and seed")
+    p = sub.add_parser("riel", help="MEML-GRPO methods (meml.methods, Table 5 rows) of one family, dataset and seed, "
+                                    "in one process")
     _add_config(p)
     _add_run(p, seed=False)
     p.add_argument("--seed", type=int, required=True, help="run seed")
-    p.add_argument("--method", required=True, help="e.g. MEML-GRPO or MEML-GRPO-noIML")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="e.g. MEML-GRPO MEML-GRPO-noIML (default: every configured MEML-GRPO method)")
     p = sub.add_parser("evaluate", help="lm-eval evaluation of trained models under their inference expert prompts "
                                         "(default: the SFT methods, shared by every seed)")
     _add_config(p)
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "rl":
         stages.rl(settings, args.family, args.dataset, args.seed, args.algorithm, args.methods)
     elif args.command == "riel":
-        stages.riel(settings, args.family, args.dataset, args.seed, args.method)
+        stages.riel(settings, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "evaluate":
         stages.evaluate(settings, args.family, args.dataset, args.seed, args.methods)
     elif args.command == "compare":

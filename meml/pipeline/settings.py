@@ -216,7 +216,7 @@ class EvalSettings:
     decoder: Literal["auto", "fast", "hf"] = setting(
         "Generation of the HF backend (evaluation and complementarity sampling): 'fast' runs meml.tiny.decoder "
         "inside lm-eval's HFLM (greedy equal to transformers' greedy; sampling from the same distribution, another "
-        "random stream), 'hf' transformers' generate, 'auto' 'fast' for a model the decoder supports.", "auto")
+        "random stream), 'hf' transformers' generate, 'auto' 'fast' for a model the decoder supports on the CPU.", "auto")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from meml.pipeline import reads
 from meml.pipeline.settings import Settings
 from meml.provenance import provenance
 from meml.records import Record
-from meml.sweeps import meml_methods, rl_methods
+from meml.sweeps import meml_group, meml_methods, rl_methods
 
 log = logging.getLogger(__name__)
 
@@ -287,10 +287,11 @@ def rl(settings: Settings, family: str, dataset: str, seed: int, algorithm: str,
     return write_json_atomic(manifest, {"algorithm": algorithm, "runs": runs, **provenance(settings, seed)})
 
 
-def riel(settings: Settings, family: str, dataset: str, seed: int, method: str) -> Path:
-    """Train one MEML-GRPO method (a Table 5 row) of one (family, dataset, seed); write its manifest.
+def riel(settings: Settings, family: str, dataset: str, seed: int, methods: list[str] | None = None) -> list[Path]:
+    """Train MEML-GRPO methods (Table 5 rows; default: every configured one) of one (family, dataset, seed) in
+    this process and write one manifest per job group (:func:`meml.sweeps.meml_group`: a sweep point).
 
-    Kept when already trained from the same start with the same settings; resumes after a crash.
+    A run already trained from the same start with the same settings is kept; an interrupted one resumes.
     """
     from dataclasses import asdict
 
@@ -299,23 +300,31 @@ def riel(settings: Settings, family: str, dataset: str, seed: int, method: str) 
     from meml.records import task_of
     from meml.training.rl import train_rl
 
-    if method not in meml_methods(settings):
-        raise ValueError(f"riel: {method} is not a configured MEML-GRPO method (meml.methods, with sweep points)")
+    configured = meml_methods(settings)
+    unknown = [m for m in methods or [] if m not in configured]
+    if unknown:
+        raise ValueError(f"riel: {', '.join(unknown)} not configured MEML-GRPO method(s) (meml.methods, with sweep "
+                         "points)")
     root = _root(settings)
-    parsed = Method.parse(method)
-    meml, run = reads.meml_run(settings, method, seed)
     records = rl_records(settings, dataset)
-    marker = _start_marker(settings, family, dataset, parsed)
-    out = paths.rl_dir(root, family, dataset, method, seed)
-    identity, done = _identity(out, reads.rl_reads(settings, dataset, method, seed), marker, records)
-    if not done:
-        train_rl(marker.parent, meml_rows(records), task_of(dataset), run, out,
-                 paths.rl_work_dir(root, family, dataset, method, seed), build=trainer_builder(meml, settings.experts.prompts),
-                 provenance={"identity": identity, "method": method, "family": family, "dataset": dataset,
-                             **provenance(settings, seed)},
-                 extra_settings={"meml": asdict(meml)}, compute=settings.compute)
-    return write_json_atomic(paths.meml_manifest(root, family, dataset, method, seed),
-                             {"method": method, "run": str(out), **provenance(settings, seed)})
+    runs: dict[str, dict[str, str]] = {}
+    for method in methods or configured:
+        parsed = Method.parse(method)
+        meml, run = reads.meml_run(settings, method, seed)
+        marker = _start_marker(settings, family, dataset, parsed)
+        out = paths.rl_dir(root, family, dataset, method, seed)
+        identity, done = _identity(out, reads.rl_reads(settings, dataset, method, seed), marker, records)
+        if not done:
+            train_rl(marker.parent, meml_rows(records), task_of(dataset), run, out,
+                     paths.rl_work_dir(root, family, dataset, method, seed),
+                     build=trainer_builder(meml, settings.experts.prompts),
+                     provenance={"identity": identity, "method": method, "family": family, "dataset": dataset,
+                                 **provenance(settings, seed)},
+                     extra_settings={"meml": asdict(meml)}, compute=settings.compute)
+        runs.setdefault(meml_group(settings, method), {})[method] = str(out)
+    return [write_json_atomic(paths.meml_manifest(root, family, dataset, group, seed),
+                              {"group": group, "runs": group_runs, **provenance(settings, seed)})
+            for group, group_runs in runs.items()]
 
 
 # --------------------------------------------------------------------------- evaluation

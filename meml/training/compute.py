@@ -47,6 +47,9 @@ class ComputeConfig:
     accelerate_config: str | None = setting("accelerate config file (workflow/accelerate/*.yaml) for launcher "
                                             "accelerate.", None)
     num_processes: int = setting("Training processes (GPUs) per job under accelerate.", 1, ge=1)
+    group_meml_runs: bool = setting(
+        "Train the MEML-GRPO methods (Table 5 rows) of one (family, dataset, seed, sweep point) in one job, one "
+        "process paying the imports once; false: one job per method (long GPU runs, Slurm time limits).", True)
     vllm: VLLMConfig = setting("vLLM rollouts (TRL's integration).", factory=VLLMConfig)
     eval_backend: Literal["hf", "vllm"] = setting("lm-eval backend of evaluation and sampling: hf or vllm.", "hf")
     gpus_per_job: int = setting("GPUs a training job declares to Snakemake (`resources: gpu`).", 0, ge=0)

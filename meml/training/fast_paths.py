@@ -5,7 +5,8 @@ returns one that tokenizes the prompts as TRL does and samples them with :func:`
 :func:`shared_logprobs_usable` says when :class:`meml.training.grpo.SparsityGRPOTrainer` may answer TRL's
 log-prob call with :func:`meml.tiny.decoder.prompt_shared_logps` instead of the per-row forward. Both apply only
 to models the decoder supports, on one process, without vLLM, and without sampling options the decoder lacks
-(min-p, repetition penalty, extra generation kwargs): everything else keeps TRL's path unchanged.
+(min-p, repetition penalty, extra generation kwargs); 'auto' also only on the CPU. Everything else (hub models on
+GPUs, vLLM) keeps TRL's path unchanged.
 """
 
 from __future__ import annotations
@@ -31,9 +32,17 @@ def fast_path_obstacle(model, args, compute=None) -> str | None:
     return None
 
 
+def auto_obstacle(model, args, compute=None) -> str | None:
+    """Why 'auto' keeps TRL's paths: :func:`fast_path_obstacle`, or a run that is not on the CPU (the tiny setting's
+    home; hub models on GPUs keep transformers' and vLLM's kernels)."""
+    if compute is not None and compute.device != "cpu":
+        return f"compute.device is {compute.device}"
+    return fast_path_obstacle(model, args, compute)
+
+
 def resolve_decoder(mode: str, model, args, compute=None) -> str:
     """``rl.decoder`` resolved for ``model``: 'fast', 'exact' or 'trl'; an explicit mode that cannot run raises."""
-    obstacle = fast_path_obstacle(model, args, compute)
+    obstacle = auto_obstacle(model, args, compute) if mode == "auto" else fast_path_obstacle(model, args, compute)
     if mode == "auto":
         if obstacle:
             log.info("rollouts through TRL's generation (the tiny decoder does not apply: %s)", obstacle)

@@ -98,13 +98,13 @@ def fast_path_kwargs(run: RLConfig, model, args, compute=None) -> dict:
     """The trainer arguments of ``run.decoder`` and ``run.shared_prompt_logprobs`` for ``model``
     (:mod:`meml.training.fast_paths`): TRL's ``rollout_func`` and the trainer's ``shared_prompt_logprobs``."""
     from meml.training.fast_paths import (
-        fast_path_obstacle,
+        auto_obstacle,
         resolve_decoder,
         rollout_function,
     )
 
     decoder = resolve_decoder(run.decoder, model, args, compute)
-    shared = run.shared_prompt_logprobs and fast_path_obstacle(model, args, compute) is None
+    shared = run.shared_prompt_logprobs and auto_obstacle(model, args, compute) is None
     rollout = None if decoder == "trl" else rollout_function(exact=decoder == "exact")
     return {"rollout_func": rollout, "shared_prompt_logprobs": shared}
 

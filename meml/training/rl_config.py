@@ -51,7 +51,7 @@ class RLConfig:
         "once, finished rows leave the batch, inverse-CDF draws: the same distribution as transformers' sampling, "
         "another random stream); 'exact': the same decoder reproducing transformers' generate token for token; "
         "'trl': TRL's own generation (transformers generate, or vLLM with compute.vllm.rollouts); 'auto': 'fast' "
-        "for a Qwen2/Llama model the decoder supports, on one process without vLLM, else 'trl'.", "auto")
+        "for a Qwen2/Llama model the decoder supports, on one CPU process, else 'trl'.", "auto")
     shared_prompt_logprobs: bool = setting(
         "Compute each distinct prompt once in the loss's forward pass and share its keys/values across the rows of "
         "its group (equal to TRL's per-row forward up to float rounding, gradients included); used for the models "

@@ -5,7 +5,7 @@ from meml import paths
 from meml.experts.teachers import TEACHER_KINDS
 from meml.methods import RL_ALGORITHMS, Method
 from meml.pipeline import reads
-from meml.sweeps import meml_methods, rl_algorithms, rl_methods
+from meml.sweeps import meml_groups, meml_methods, rl_algorithms, rl_methods
 from reports.table6 import table6_methods
 
 FAMILIES = SETTINGS.models.families
@@ -17,6 +17,7 @@ RL_ALGORITHMS_USED = rl_algorithms(SETTINGS)
 N_EXPERTS = SETTINGS.n_experts
 TEACHER_EXPERTS = [k for k, s in enumerate(SETTINGS.experts.sources) if s["kind"] in TEACHER_KINDS]
 MEML_METHODS = meml_methods(SETTINGS)  # every method once per sweep point (meml/sweeps.py)
+MEML_GROUPS = meml_groups(SETTINGS)  # {riel job: its methods}: one job per sweep point (all methods without a sweep)
 SWEEP = bool(SETTINGS.sweep)
 TABLE6_METHODS = table6_methods(SETTINGS)
 SYNTH_TASKS = SETTINGS.synthetic_tasks
@@ -28,7 +29,7 @@ wildcard_constraints:
     seed=r"\d+",
     task="|".join(SYNTH_TASKS) if SYNTH_TASKS else "none",
     algorithm="|".join(re.escape(a) for a in RL_ALGORITHMS),
-    method="|".join(re.escape(m) for m in MEML_METHODS) if MEML_METHODS else "none",
+    meml_group="|".join(re.escape(g) for g in MEML_GROUPS) if MEML_GROUPS else "none",
     expert=r"\d+",
 
 
@@ -75,8 +76,12 @@ def rl_eval_outputs(family, dataset, algorithm, seed):
             for m in rl_methods_of(algorithm) for e in experts_of(m)]
 
 
-def meml_run(family, dataset, method, seed):
-    return str(paths.meml_manifest(RESULTS, family, dataset, method, seed))
+def meml_manifest(family, dataset, group, seed):
+    return str(paths.meml_manifest(RESULTS, family, dataset, group, seed))
+
+
+def meml_manifests(family, dataset, seed):
+    return [meml_manifest(family, dataset, g, seed) for g in MEML_GROUPS]
 
 
 def meml_eval_outputs(family, dataset, seed):

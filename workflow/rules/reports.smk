@@ -51,7 +51,7 @@ if TABLE6_METHODS and not SWEEP:
 def rl_runs():
     """Every RL and MEML-GRPO run marker (their metrics.jsonl files feed the figures)."""
     out = [rl_manifest(f, d, a, s) for f in FAMILIES for d in DATASETS for s in SEEDS for a in RL_ALGORITHMS_USED]
-    return out + [meml_run(f, d, m, s) for f in FAMILIES for d in DATASETS for s in SEEDS for m in MEML_METHODS]
+    return out + [m for f in FAMILIES for d in DATASETS for s in SEEDS for m in meml_manifests(f, d, s)]
 
 
 rule figure2:
