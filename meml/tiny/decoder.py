@@ -276,7 +276,7 @@ def sample(model, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[i
         packed = _Packed(model, shape, int(positions.max()) + max_new_tokens + 1)
         cache.keep(inverse)
         logits, key_valid = logits[inverse], key_valid[inverse]
-    last_position = positions[:, -1][inverse] if not exact else positions[:, -1]
+    last_position = positions[:, -1][inverse]
     rows = torch.arange(len(prompts), device=device)  # original row of each active row
     out = torch.full((len(prompts), max_new_tokens), pad_id, dtype=torch.long, device=device)
     lengths = torch.full((len(prompts),), max_new_tokens, dtype=torch.long, device=device)
