@@ -74,6 +74,11 @@ def meml_manifest(root, family: str, dataset: str, group: str, seed: int) -> Pat
     return Path(root) / "rl" / family / dataset / f"{group}.seed{seed}.json"
 
 
+def world_check_file(root, family: str, dataset: str) -> Path:
+    """The world check of one (family, synthetic dataset): every SFT model under every expert prompt, per slice."""
+    return Path(root) / "world_check" / family / f"{dataset}.json"
+
+
 def rl_manifest(root, family: str, dataset: str, algorithm: str, seed: int) -> Path:
     """Written when every RL run of one (family, dataset, algorithm, seed) job has finished."""
     return Path(root) / "rl" / family / dataset / f"{algorithm}.seed{seed}.json"

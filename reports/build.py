@@ -31,6 +31,10 @@ def builders(settings) -> dict:
         from reports.complementarity import write_complementarity
 
         out["complementarity"] = write_complementarity
+    if settings.synthetic_datasets:
+        from reports.world_check import write_world_check
+
+        out["world_check"] = write_world_check
     return {**out, "figure2": write_figure2, "sparsity": write_sparsity}
 
 

@@ -50,6 +50,22 @@ def test_best_and_worst_experts_with_ties():
     assert valid.tolist() == [True, False, True, False]
 
 
+def test_random_tie_breaks_draw_among_the_tied_experts_only():
+    import random
+
+    rewards = torch.tensor([[[0, 0], [1, 0], [1, 0], [0, 0]]], dtype=torch.float)  # best: 1 or 2; worst: 0 or 3
+    draws = [best_and_worst_experts(rewards, rng=random.Random(seed)) for seed in range(40)]
+    assert {int(b[0]) for b, _, _ in draws} == {1, 2} and {int(w[0]) for _, w, _ in draws} == {0, 3}
+    assert all(bool(v[0]) for _, _, v in draws)
+    rng = random.Random(5)  # by hand: the draws are rng.choice([1, 2]) then rng.choice([0, 3])
+    expected = (rng.choice([1, 2]), rng.choice([0, 3]))
+    best, worst, _ = best_and_worst_experts(rewards, rng=random.Random(5))
+    assert (int(best[0]), int(worst[0])) == expected
+    untied = torch.tensor([[[1, 1], [0, 0], [1, 0]]], dtype=torch.float)
+    best, worst, _ = best_and_worst_experts(untied, rng=random.Random(0))
+    assert (int(best[0]), int(worst[0])) == (0, 1)  # no tie: no choice
+
+
 def test_token_mean_nll_by_hand():
     logps = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -9.0, -9.0]])
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])

@@ -194,6 +194,21 @@ def test_no_transfer_on_ties_or_without_a_correct_answer(tiny_model_dir, tmp_pat
     assert trainer._metrics["train"]["mutual/loss"] == [0.0]
 
 
+@pytest.mark.slow
+def test_random_tie_breaks_reach_the_trainer_and_its_checkpoint(tiny_model_dir, tmp_path):
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       meml=meml("MEML-GRPO-noHSFT", tie_break="random"))
+    assert trainer.buffer is None and trainer.tie_rng is not None
+    state = trainer.extra_state()
+    assert set(state) == {"tie_rng"}  # checkpointed although there is no buffer
+    expected = [trainer.tie_rng.random() for _ in range(3)]
+    trainer.load_extra_state(state)
+    assert [trainer.tie_rng.random() for _ in range(3)] == expected
+    plain = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                     meml=meml("MEML-GRPO-noHSFT"))
+    assert plain.tie_rng is None and plain.extra_state() is None
+
+
 def _buffered(**fields):
     """MEML-GRPO-noIML (buffer, no mutual learning) whose buffer takes groups with more than 2 of 4 wrong."""
     return meml("MEML-GRPO-noIML", **{"buffer_capacity": 10, "buffer_k": 2, "buffer_probability": "always",

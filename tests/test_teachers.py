@@ -316,7 +316,7 @@ def _config(root, url, **source):
     sources = settings.to_mapping()["experts"]["sources"]
     sources[1] = _spec(url, **source)
     return with_changes(settings, results_dir=str(root), datasets=["synth_gsm8k"],
-                        world={"splits": {"pretrain": 3, "train": 12, "rl": 3, "test": 3}},
+                        world={"splits": {"pretrain": 3, "train": 12, "rl": 3, "test": 3, "dev": 3}},
                         experts={"sources": sources, "filter_incorrect": True})
 
 

@@ -107,7 +107,7 @@ def test_dry_run_lists_the_plan(tmp_path):
                         ("evaluate", 6), ("rl", 54), ("evaluate_GRPO", 18),
                         ("evaluate_DrGRPO", 18), ("evaluate_DAPO", 18), ("riel", 18), ("evaluate_meml", 18),
                         ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 6), ("complementarity", 1),
-                        ("figure2", 1), ("sparsity", 1)):
+                        ("world_check", 6), ("world_check_table", 1), ("figure2", 1), ("sparsity", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 
@@ -140,7 +140,7 @@ def test_dry_run_refuses_a_misspelled_key(tmp_path):
 MINI = {
     "seeds": [0],
     "datasets": ["synth_gsm8k", "synth_strategyqa"],
-    "world": {"seed": 0, "splits": {"pretrain": 48, "train": 24, "rl": 12, "test": 9},
+    "world": {"seed": 0, "splits": {"pretrain": 48, "train": 24, "rl": 12, "test": 9, "dev": 9},
               "difficulty": {"min_steps": 2, "max_steps": 2}},
     "models": {"families": ["qwen2"], "pretrained": {"qwen2": None, "llama": None},
                "tiny": {"vocab_size": 400, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
@@ -308,7 +308,7 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
                         ("sample", 6), ("complementarity", 1), ("table4", 1), ("table5", 1), ("table6", 1),
                         ("figure2", 1), ("sparsity", 1)):
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
-    for rule in ("make_world", "build_tiny", "pretrain"):  # hub models and datasets: nothing tiny is built
+    for rule in ("make_world", "build_tiny", "pretrain", "world_check"):  # hub models and datasets: nothing tiny
         assert not any(line.split()[:1] == [rule] for line in out.splitlines()), rule
     launch = '-m accelerate.commands.launch --config_file "workflow/accelerate/ddp.yaml" --num_processes 8 -m meml'
     for stage in ("sft", "rl", "riel"):

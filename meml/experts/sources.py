@@ -19,7 +19,7 @@ from pathlib import Path
 
 from meml.mathqa_options import parse_options
 from meml.records import Record
-from meml.world.programs import FLAWS, Program
+from meml.world.programs import FLAWS, SLICE_OF_FLAW, Program
 from meml.world.render import (
     STYLES,
     gsm8k_solution,
@@ -125,6 +125,14 @@ class CachedTeacherSource(TrajectorySource):
             raise ValueError(f"{self.path}: no teacher answer for {len(missing)} of {len(records)} training item(s), "
                              f"e.g. {missing[:3]}; {command} (it asks only the missing ones)")
         return [rows[r.id]["completion"] or None for r in records]
+
+
+def blind_slice(spec: Mapping) -> str | None:
+    """The world slice where an ``experts.sources`` entry's trajectories apply a wrong procedure (None: none known:
+    the gold rationale, a flawless programmatic teacher, or a teacher LLM)."""
+    if spec.get("kind") == "programmatic" and spec.get("flaw"):
+        return SLICE_OF_FLAW[spec["flaw"]]
+    return None
 
 
 def make_source(spec: Mapping, seed: int = 0, cache: str | Path | None = None, dataset: str = "<dataset>",

@@ -35,6 +35,9 @@ class MEMLConfig:
     transfer: Literal["first", "all"] = setting(
         "Which correct answers of the best expert E+ are taught to the worst expert E-: 'first' (one) or 'all'.",
         "first")
+    tie_break: Literal["lowest", "random"] = setting(
+        "How E+ and E- are picked among experts tied on mean reward: 'lowest' expert index, or 'random' (uniform "
+        "among the tied, a seeded stream per process, checkpointed).", "lowest")
     teacher_term: bool = setting("Add + log p(O+ | Q, P+) with stop-gradient to the mutual-learning term "
                                  "(changes its value, not its gradient; reuses the rollout's log-probs).", False)
     lambda2: float = setting("Weight of the hard-example buffer's SFT term (HSFT).", 1.0, ge=0)

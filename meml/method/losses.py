@@ -33,11 +33,12 @@ def intra_expert_advantages(rewards: torch.Tensor, scale_by_std: bool = False, p
     return advantages
 
 
-def best_and_worst_experts(rewards: torch.Tensor, correct_at: float = 1.0
+def best_and_worst_experts(rewards: torch.Tensor, correct_at: float = 1.0, rng: random.Random | None = None
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per question, the best (E+) and worst (E-) expert by mean reward, and whether transfer applies.
 
-    Ties among the best (or among the worst) go to the lowest expert index. Transfer is skipped
+    Ties among the best (or among the worst) go to the lowest expert index, or with ``rng`` to one of the tied
+    experts drawn uniformly (``rng.choice``, best before worst, question by question). Transfer is skipped
     (``valid`` False) when every expert has the same mean reward, or when E+ has no correct
     response (no reward >= ``correct_at``).
     """
@@ -50,6 +51,10 @@ def best_and_worst_experts(rewards: torch.Tensor, correct_at: float = 1.0
     big = means.size(1)
     best = torch.where(means == best_value, index, big).min(dim=1).values
     worst = torch.where(means == worst_value, index, big).min(dim=1).values
+    if rng is not None:
+        for q in range(means.size(0)):
+            best[q] = rng.choice((means[q] == best_value[q]).nonzero().flatten().tolist())
+            worst[q] = rng.choice((means[q] == worst_value[q]).nonzero().flatten().tolist())
     best_has_correct = (rewards.gather(1, best.view(-1, 1, 1).expand(-1, 1, rewards.size(2))) >= correct_at).any(
         dim=-1).squeeze(1)
     valid = (best_value.squeeze(1) > worst_value.squeeze(1)) & best_has_correct

@@ -22,6 +22,7 @@ Settings: :class:`meml.method.config.MEMLConfig`; choices and reasons: docs/meth
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import torch
@@ -75,18 +76,31 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
                                             seed=process_seed(self.args.seed, self.accelerator.process_index,
                                                               self.accelerator.num_processes))
         self.sft_updates = 0
+        self.tie_rng = None  # E+/E- among tied experts: lowest index unless meml.tie_break is "random"
+        if meml.tie_break == "random":
+            seed = process_seed(self.args.seed, self.accelerator.process_index, self.accelerator.num_processes)
+            self.tie_rng = random.Random(f"ties-{seed}")
         self._transfer: dict | None = None  # mutual-learning batch of the current step
         self._buffer_batch: dict | None = None  # buffer contents to fit in the current step
 
     def extra_state(self) -> dict | None:
-        """This process's buffer items, RNG and SFT-update count (checkpointed per process; None without a buffer)."""
-        if self.buffer is None:
-            return None
-        return {**self.buffer.state(), "sft_updates": self.sft_updates}
+        """This process's buffer items, RNG and SFT-update count, and its tie-break RNG (checkpointed per process;
+        None with neither a buffer nor random tie-breaks)."""
+        state = {}
+        if self.buffer is not None:
+            state.update(self.buffer.state(), sft_updates=self.sft_updates)
+        if self.tie_rng is not None:
+            version, internal, gauss = self.tie_rng.getstate()
+            state["tie_rng"] = [version, list(internal), gauss]
+        return state or None
 
     def load_extra_state(self, state: dict) -> None:
-        self.buffer.load_state(state)
-        self.sft_updates = state["sft_updates"]
+        if self.buffer is not None:
+            self.buffer.load_state(state)
+            self.sft_updates = state["sft_updates"]
+        if self.tie_rng is not None and "tie_rng" in state:
+            version, internal, gauss = state["tie_rng"]
+            self.tie_rng.setstate((version, tuple(internal), gauss))
 
     def expand_to_experts(self, inputs: list[dict]) -> list[dict]:
         """Rows of G copies per question -> rows of G copies per (question, expert), question-major."""
@@ -175,7 +189,7 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
 
     def transfer_batch(self, rows: list[dict], output: dict, rewards: torch.Tensor) -> dict | None:
         """Per question with a valid (E+, E-): E+'s first correct completion under E-'s prompt, as tensors."""
-        best, worst, valid = best_and_worst_experts(rewards.cpu())
+        best, worst, valid = best_and_worst_experts(rewards.cpu(), rng=self.tie_rng)
         n_experts, size = rewards.shape[1], rewards.shape[2]
         prompts, completion_rows = [], []
         questions = torch.nonzero(valid).flatten().tolist()

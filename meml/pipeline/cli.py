@@ -119,10 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=["figure2", "sparsity"], help="build one figure only")
     p = sub.add_parser("sweeps", help="build results/sweeps/: the sweep table, and a table and plot per swept option")
     _add_config(p)
+    p = sub.add_parser("world-check", help="every SFT model under every expert prompt on the dev split of a synthetic "
+                                           "dataset, per slice: greedy accuracy and pass@k, before any RL")
+    _add_config(p)
+    _add_run(p, seed=False)
+    p = sub.add_parser("world-check-table", help="build results/tables/world_check.{md,csv} (with the world's "
+                                                 "acceptance lines) from the world-check files")
+    _add_config(p)
     p = sub.add_parser("reports", help="rebuild every table and figure from the results already there (seconds)")
     _add_config(p)
-    p.add_argument("--only", nargs="+", help="outputs to rebuild (table4 table5 table6 complementarity figure2 "
-                                             "sparsity, or sweeps)")
+    p.add_argument("--only", nargs="+", help="outputs to rebuild (table4 table5 table6 complementarity world_check "
+                                             "figure2 sparsity, or sweeps)")
     return parser
 
 
@@ -224,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         from reports.sweeps import write_sweeps
 
         write_sweeps(settings)
+    elif args.command == "world-check":
+        stages.world_check(settings, args.family, args.dataset)
+    elif args.command == "world-check-table":
+        from reports.world_check import write_world_check
+
+        write_world_check(settings)
     elif args.command == "reports":
         from reports.build import rebuild
 

@@ -108,6 +108,12 @@ def eval_reads(settings: Settings, dataset: str, methods: list[str]) -> dict:
             "prompts": settings.experts.prompts, "methods": methods}
 
 
+def world_check_reads(settings: Settings, dataset: str) -> dict:
+    return {"world_check": asdict(settings.world_check), "data": _data(settings, dataset, "dev_split", "max_test_items"),
+            "eval": asdict(settings.eval), "prompts": settings.experts.prompts, "sources": settings.experts.sources,
+            "methods": settings.sft.methods}
+
+
 def sample_reads(settings: Settings, dataset: str) -> dict:
     return {"complementarity": asdict(settings.complementarity), "experts": settings.complementarity_experts(),
             **eval_reads(settings, dataset, [])}

@@ -72,6 +72,9 @@ class DataSettings:
                                          factory=lambda: _splits("test", "test", "test", "dev"))
     rl_split: dict[str, str] = setting("RL question pool per dataset.",
                                        factory=lambda: _splits("rl", "train", "dev", "train"))
+    dev_split: dict[str, str] = setting(
+        "Development set per synthetic dataset: the world check (results/tables/world_check) and hyperparameter "
+        "choices read it, the tables never do.", factory=lambda: {d: "dev" for d in SYNTH})
     max_train_items: int | None = setting("Cap on the SFT pool per dataset (null: all).", None, ge=1)
     max_test_items: int | None = setting("Cap on the test set (null: all).", None, ge=1)
     max_rl_items: int | None = setting("Cap on the RL question pool (null: all).", None, ge=1)
@@ -245,6 +248,17 @@ class ComplementaritySettings:
         "Expert<k>-SFT method in sft.methods.", None, ge=0, min_items=1)
 
 
+@dataclass
+class WorldCheckSettings:
+    """The world check: every SFT model under every expert prompt on the dev split of each synthetic dataset, per
+    slice, before any RL (results/tables/world_check.{md,csv}; meml/pipeline/stages.py world_check)."""
+
+    samples: int = setting("Sampled answers per item for pass@k (k = samples; the issue's acceptance lines: 8).", 8,
+                           ge=1)
+    temperature: float = setting("Sampling temperature of the pass@k samples (no top-k/top-p truncation).", 1.0, gt=0)
+    max_items: int | None = setting("First N dev items in file order; null: the whole dev split.", None, ge=1)
+
+
 def _check_methods(names: list[str], where: str, kind: str) -> None:
     if len(set(names)) != len(names):
         raise ValueError(f"{where}: repeated method in {names}")
@@ -283,6 +297,8 @@ class Settings:
     reports: ReportsSettings = _setting("How the tables compare methods.", factory=ReportsSettings)
     complementarity: ComplementaritySettings = _setting("Error-complementarity analysis.",
                                                        factory=ComplementaritySettings)
+    world_check: WorldCheckSettings = _setting("The world check on the dev split (synthetic datasets).",
+                                               factory=WorldCheckSettings)
     compute: ComputeConfig = _setting("Where jobs run: device, precision, vLLM, launcher, Snakemake resources; speed "
                                      "and memory only, never part of a run's identity.", factory=ComputeConfig)
     sweep: dict[str, list[float]] = _setting(
@@ -328,6 +344,13 @@ class Settings:
             missing = [d for d in self.datasets if d not in getattr(self.data, key)]
             if missing:
                 raise ValueError(f"data.{key} has no split for dataset(s) {missing}")
+        missing = [d for d in self.synthetic_datasets if d not in self.data.dev_split]
+        if missing:
+            raise ValueError(f"data.dev_split has no split for synthetic dataset(s) {missing}")
+        unmade = sorted({self.data.dev_split[d] for d in self.synthetic_datasets} - set(self.world.splits))
+        if unmade:
+            raise ValueError(f"world.splits makes no {unmade} split, which data.dev_split names (the world check "
+                             f"reads it): add it to world.splits (it has {sorted(self.world.splits)})")
         real = [d for d in self.datasets if d not in SYNTH]
         programmatic = [i for i, s in enumerate(self.experts.sources) if s["kind"] == "programmatic"]
         if real and programmatic:
@@ -346,6 +369,11 @@ class Settings:
     @property
     def n_experts(self) -> int:
         return len(self.experts.prompts)
+
+    @property
+    def synthetic_datasets(self) -> list[str]:
+        """The configured synthetic datasets (``synth_*``), in ``datasets`` order."""
+        return [d for d in self.datasets if d in SYNTH]
 
     @property
     def synthetic_tasks(self) -> list[str]:

@@ -54,6 +54,15 @@ def rl_records(settings: Settings, dataset: str) -> list[Record]:
     return _cap(load_records(dataset, split, _data_dir(settings, dataset)), settings.data.max_rl_items)
 
 
+def dev_records(settings: Settings, dataset: str) -> list[Record]:
+    """The development split of a synthetic dataset (the world check; never the tables)."""
+    from meml.data import load_records
+
+    if dataset not in settings.data.dev_split:
+        raise ValueError(f"data.dev_split has no split for {dataset}")
+    return load_records(dataset, settings.data.dev_split[dataset], _data_dir(settings, dataset))
+
+
 def test_records(settings: Settings, dataset: str) -> list[Record]:
     from meml.data import load_records
 
@@ -358,6 +367,68 @@ def evaluate(settings: Settings, family: str, dataset: str, seed: int | None = N
                              provenance(settings, seed))
                 written.append(result)
     return written
+
+
+def slice_kind(method: str, expert: int, slice_: str, blind: dict[int, str | None], hard: tuple[str, ...]) -> str:
+    """``all`` (the whole split), ``hard`` (no expert's trajectories solve it), ``own_blind`` (ExpertK-SFT under
+    prompt K on expert K's blind slice) or ``other``."""
+    if slice_ == "all":
+        return "all"
+    if slice_ in hard:
+        return "hard"
+    parsed = Method.parse(method)
+    if parsed.kind == "sft" and parsed.expert == expert and blind.get(expert) == slice_:
+        return "own_blind"
+    return "other"
+
+
+def world_check(settings: Settings, family: str, dataset: str) -> Path:
+    """Greedy accuracy and pass@k of every SFT model under every expert prompt, per slice of the dev split.
+
+    Written after SFT and before any RL (:func:`meml.paths.world_check_file`), so the world's design (each expert
+    blind on its own slice, a hard slice nobody solves, experts of equal strength) can be read before an RL table;
+    ``reports.world_check`` tabulates it with the acceptance lines. Sampling seed ``1000 * sft.seed + k`` for prompt k.
+    """
+    from meml.evaluation import evaluate_model, sample_model, write_task_docs
+    from meml.experts.sources import blind_slice
+    from meml.io import write_json_atomic
+    from meml.world.programs import HARD_SLICES
+
+    check = settings.world_check
+    records = _cap(dev_records(settings, dataset), check.max_items)
+    if not records:
+        raise ValueError(f"world_check: {dataset} has no dev items")
+    prompts = dict(enumerate(settings.experts.prompts))
+    blind = {k: blind_slice(s) for k, s in enumerate(settings.experts.sources)}
+    root, seed, task = _root(settings), settings.sft.seed, f"meml_{dataset}_dev"
+    common = {"max_new_tokens": settings.eval.max_new_tokens, "batch_size": settings.eval.batch_size,
+              "threads": settings.threads_per_job, "compute": settings.compute, "decoder": settings.eval.decoder}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="meml-world-check-") as tmp:
+        docs = write_task_docs(records, Path(tmp) / f"{dataset}.jsonl")
+        for method in settings.sft.methods:
+            model = paths.model_dir(root, family, dataset, method, seed)
+            if not (model / "run.json").exists():
+                raise FileNotFoundError(f"world_check: {method} model {model} is missing; run the sft stage first")
+            greedy = evaluate_model(model, docs, task, prompts, **common)
+            for expert, prompt in prompts.items():
+                sampled = sample_model(model, docs, task, prompt, check.samples, check.temperature,
+                                       seed=1000 * seed + expert, **common)
+                solved = {r["id"]: float(any(r["correct"])) for r in sampled}
+                answers = greedy[expert][1]
+                for slice_ in sorted({s["slice"] for s in answers}) + ["all"]:
+                    ids = [s for s in answers if slice_ == "all" or s["slice"] == slice_]
+                    rows.append({"family": family, "dataset": dataset, "model": method, "expert": expert,
+                                 "slice": slice_, "slice_kind": slice_kind(method, expert, slice_, blind, HARD_SLICES),
+                                 "greedy": sum(s["correct"] for s in ids) / len(ids),
+                                 f"pass{check.samples}": sum(solved[s["id"]] for s in ids) / len(ids),
+                                 "n": len(ids)})
+    out = paths.world_check_file(root, family, dataset)
+    write_json_atomic(out, {"family": family, "dataset": dataset, "split": settings.data.dev_split[dataset],
+                            "samples": check.samples, "temperature": check.temperature, "blind_slices": blind,
+                            "hard_slices": list(HARD_SLICES), "rows": rows, **provenance(settings, seed)})
+    log.info("world check %s %s: %d rows", family, dataset, len(rows))
+    return out
 
 
 def sample_experts(settings: Settings, family: str, dataset: str, seed: int | None = None) -> list[Path]:

@@ -30,8 +30,9 @@ class WorldConfig:
 
     seed: int = setting("Seed of the generated questions.", 0, ge=0)
     splits: dict[str, int] = setting(
-        "Items per split and task (pretrain: the tiny base's pretraining; train: SFT; rl: the RL pool; test).",
-        factory=lambda: {"pretrain": 3000, "train": 1000, "rl": 1000, "test": 300})
+        "Items per split and task (pretrain: the tiny base's pretraining; train: SFT; rl: the RL pool; test: the "
+        "tables; dev: the world check and hyperparameter choices, never read by the tables).",
+        factory=lambda: {"pretrain": 3000, "train": 1000, "rl": 1000, "test": 300, "dev": 300})
     difficulty: Difficulty = setting("Chain length and size of numbers.", factory=Difficulty)
 
     def __post_init__(self):

@@ -28,6 +28,10 @@ FLAWS = {
 """Wrong procedures a teacher may apply, and the operation each one corrupts."""
 
 SLICE_OF_FLAW = {"sub_as_add": "A", "double_as_plus2": "B"}
+"""The slice each flaw corrupts: a flawed teacher's blind slice."""
+
+HARD_SLICES: tuple[str, ...] = ()
+"""Slices no expert's trajectories solve (the hard-example buffer's territory); none in this world yet."""
 
 
 @dataclass(frozen=True)

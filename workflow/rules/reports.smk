@@ -110,5 +110,6 @@ def final_outputs():
     if TABLE6_METHODS:
         out += [f"{RESULTS}/tables/table6.{ext}" for ext in ("md", "csv", "tex")]
     out += complementarity_outputs()
+    out += world_check_outputs()
     out += [f"{RESULTS}/figures/figure2.png", f"{RESULTS}/figures/sparsity.png"]
     return out
