@@ -375,9 +375,68 @@ class _InterruptAtFirstCheckpoint:
 
 
 @pytest.mark.slow
-def test_a_resumed_run_with_the_buffer_equals_an_uninterrupted_one(tiny_model_dir, small_world, tmp_path):
+def test_separate_buffer_step_fits_the_buffer_after_the_rl_update(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    trainer = _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                       meml=_buffered(lambda2=0.5, buffer_capacity=2, buffer_update="separate",
+                                      buffer_learning_rate=1e-2))
+    out = trainer._generate_and_score_completions(_meml_inputs())
+    batch = trainer._buffer_batch
+    assert batch is not None and trainer.sft_updates == 1
+    first = trainer.compute_loss(trainer.model, out)
+    assert trainer._separate_batch is batch and trainer._buffer_batch is None
+    assert trainer.compute_loss(trainer.model, out).item() == pytest.approx(first.item())  # no buffer term in it
+    # by hand, on the same start weights: one AdamW step on 0.5 x NLL at 1e-2, gradients clipped at norm 1.0. A first
+    # Adam step moves each weight by lr x g / (|g| + eps): compared where |g| is well above eps (elsewhere float
+    # noise in g decides the step)
+    reference = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    start = {name: p.detach().clone() for name, p in reference.named_parameters()}
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=0.0)
+    nll = _hand_nll(reference, batch)
+    (0.5 * nll).backward()
+    torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+    grads = {name: p.grad.clone() for name, p in reference.named_parameters()}
+    optimizer.step()
+    trainer.separate_buffer_step()
+    assert trainer._separate_batch is None and trainer.buffer_optimizer is not None
+    assert trainer._metrics["train"]["buffer/sft_loss"] == [pytest.approx(nll.item(), rel=1e-5)]
+    updated = dict(reference.named_parameters())
+    compared = 0
+    for name, p in trainer.model.named_parameters():
+        clear = grads[name].abs() > 1e-5
+        torch.testing.assert_close(p.detach()[clear], updated[name].detach()[clear], atol=2e-4, rtol=0)
+        compared += int(clear.sum())
+    assert compared > 1000
+    assert any(not torch.equal(p.detach(), start[name]) for name, p in trainer.model.named_parameters())
+    trainer.separate_buffer_step()  # nothing pending: nothing happens
+    assert len(trainer._metrics["train"]["buffer/sft_loss"]) == 1
+
+
+@pytest.mark.slow
+def test_separate_buffer_step_needs_its_learning_rate(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="buffer_learning_rate"):
+        _trainer(MEMLGRPOTrainer, tiny_model_dir, tmp_path, _meml_inputs(), expert_prompts=PROMPTS,
+                 meml=_buffered(buffer_update="separate"))
+
+
+def test_the_workflow_gives_the_separate_buffer_step_the_sft_learning_rate():
+    from meml.pipeline import reads
+    from meml.pipeline.settings import load_settings, with_changes
+
+    settings = with_changes(load_settings(), sft={"learning_rate": 3e-4})
+    assert reads.meml_run(settings, "MEML-GRPO", 0)[0].buffer_learning_rate == 3e-4
+    settings = with_changes(settings, meml={"buffer_learning_rate": 1e-3})
+    assert reads.meml_run(settings, "MEML-GRPO", 0)[0].buffer_learning_rate == 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [{}, {"buffer_update": "separate", "buffer_learning_rate": 1e-2,
+                                          "tie_break": "random", "buffer_capacity": 2}])
+def test_a_resumed_run_with_the_buffer_equals_an_uninterrupted_one(variant, tiny_model_dir, small_world, tmp_path):
     """The buffer's items, its sampling RNG (K/G) and the SFT-update count survive a restart from a checkpoint:
-    a run stopped after step 2 and started again ends exactly like one that ran through."""
+    a run stopped after step 2 and started again ends exactly like one that ran through (also with the separate
+    buffer step, whose AdamW state is checkpointed, and random E+/E- tie-breaks)."""
     import transformers
     from safetensors.torch import load_file
 
@@ -387,7 +446,8 @@ def test_a_resumed_run_with_the_buffer_equals_an_uninterrupted_one(tiny_model_di
     from tests.test_rl import _log_without_timing
 
     # groups with at least 2 of 4 wrong enter with probability K/G = 1/2: the buffer's RNG matters
-    config = meml("MEML-GRPO", buffer_k=2, buffer_rule="ge", buffer_capacity=4, questions_per_step=2)
+    config = meml("MEML-GRPO", **{"buffer_k": 2, "buffer_rule": "ge", "buffer_capacity": 4, "questions_per_step": 2,
+                                  **variant})
     run = config.grpo_run(RLConfig(algorithm="GRPO", steps=6, num_generations=G, max_completion_length=10,
                                    learning_rate=1e-2, save_steps=2), len(PROMPTS3))
     rows = meml_rows(load_records("synth_gsm8k", "train", small_world)[:8])
@@ -408,7 +468,8 @@ def test_a_resumed_run_with_the_buffer_equals_an_uninterrupted_one(tiny_model_di
     train_rl(tiny_model_dir, rows, "gsm8k", run, straight, tmp_path / "straight_work", build=build)
 
     expected = _log_without_timing(straight / "metrics.jsonl")
-    assert expected[1]["buffer_size"] > 0 and expected[1]["buffer_sft_updates"] == 0  # items wait at the checkpoint
+    if not variant:
+        assert expected[1]["buffer_size"] > 0 and expected[1]["buffer_sft_updates"] == 0  # items wait at checkpoint
     assert expected[-1]["buffer_sft_updates"] >= 1  # and are fitted after it
     assert _log_without_timing(out / "metrics.jsonl") == expected
     resumed, uninterrupted = load_file(out / "model.safetensors"), load_file(straight / "model.safetensors")

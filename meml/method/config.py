@@ -49,6 +49,13 @@ class MEMLConfig:
         "'k_over_g': an offered item enters with probability K/G (Eq. 10); 'always'.", "k_over_g")
     buffer_capacity: int = setting("Buffer size B: when it holds B items, one SFT update on them, then it is "
                                    "emptied (64 reported for 1.5B models and a full dataset).", 16, ge=1)
+    buffer_update: Literal["joint", "separate"] = setting(
+        "How a full buffer is fitted: 'joint' adds lambda2 x its NLL to the loss of the step in which it fills (one "
+        "optimizer step at the RL learning rate); 'separate' takes its own AdamW step on lambda2 x its NLL at "
+        "buffer_learning_rate right after that step's RL update (one process only).", "joint")
+    buffer_learning_rate: float | None = setting(
+        "Learning rate of the 'separate' buffer step; null: the workflow's sft.learning_rate (an SFT-like rate).",
+        None, gt=0)
     buffer_reference: Literal["rationale", "own_rollout"] = setting(
         "The answer the buffer trains on: 'rationale' (the dataset's reference solution) or 'own_rollout' (one of "
         "the expert's own correct answers of that step; the item is skipped when it has none).", "rationale")

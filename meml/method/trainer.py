@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from meml.method.config import MEMLConfig
 from meml.method.losses import (
@@ -41,6 +43,7 @@ from meml.training.rl import trainer_kwargs
 from meml.training.trl_compat import pad
 
 BUFFER_STATE = "hard_example_buffer"  # file stem: <stem>_<process index>.json in every checkpoint
+BUFFER_OPTIMIZER = "buffer_optimizer.pt"  # the 'separate' buffer step's AdamW state (one process)
 
 
 def meml_rows(records: Sequence[Record]) -> list[dict]:
@@ -82,6 +85,15 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
             self.tie_rng = random.Random(f"ties-{seed}")
         self._transfer: dict | None = None  # mutual-learning batch of the current step
         self._buffer_batch: dict | None = None  # buffer contents to fit in the current step
+        self._separate_batch: dict | None = None  # ... or right after it (meml.buffer_update "separate")
+        self.buffer_optimizer = None  # the separate buffer step's AdamW, made at its first use
+        if meml.hsft and meml.buffer_update == "separate":
+            if self.accelerator.num_processes > 1:
+                raise ValueError("meml.buffer_update 'separate' runs on one process; use 'joint' with several")
+            if meml.buffer_learning_rate is None:
+                raise ValueError("meml.buffer_update 'separate' needs meml.buffer_learning_rate (the workflow sets it "
+                                 "from sft.learning_rate)")
+            self.add_callback(_SeparateBufferStep(self))
 
     def extra_state(self) -> dict | None:
         """This process's buffer items, RNG and SFT-update count, and its tie-break RNG (checkpointed per process;
@@ -276,7 +288,9 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
                 self._metrics["train"]["mutual/loss"].append(0.0)
                 if any_mutual:
                     loss = loss + self.idle_pass(model, inputs)
-        if has_buffer_batch:
+        if has_buffer_batch and self.meml.buffer_update == "separate":
+            self._separate_batch, self._buffer_batch = self._buffer_batch, None  # fitted after the RL update
+        elif has_buffer_batch:
             sft = self.mutual_learning_loss(model, self._buffer_batch)
             self._metrics["train"]["buffer/sft_loss"].append(sft.item())
             loss = loss + self.meml.lambda2 * sft
@@ -284,6 +298,49 @@ class MEMLGRPOTrainer(SparsityGRPOTrainer):
         elif any_buffer_batch:
             loss = loss + self.idle_pass(model, inputs)
         return loss
+
+
+    def separate_buffer_step(self) -> None:
+        """The 'separate' buffer update: one AdamW step on lambda2 x the buffer's token-mean NLL, at
+        ``meml.buffer_learning_rate``, after the RL optimizer step of the step in which the buffer filled."""
+        if self._separate_batch is None:
+            return
+        batch, self._separate_batch = self._separate_batch, None
+        model = self.model
+        if self.buffer_optimizer is None:
+            self.buffer_optimizer = torch.optim.AdamW(model.parameters(), lr=self.meml.buffer_learning_rate,
+                                                      weight_decay=0.0)
+        model.zero_grad(set_to_none=True)  # the RL gradients are already applied
+        sft = self.mutual_learning_loss(model, batch)
+        (self.meml.lambda2 * sft).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        self.buffer_optimizer.step()
+        model.zero_grad(set_to_none=True)
+        self._metrics["train"]["buffer/sft_loss"].append(sft.item())
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.buffer_optimizer is not None:
+            torch.save(self.buffer_optimizer.state_dict(), Path(output_dir) / BUFFER_OPTIMIZER)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        saved = Path(checkpoint) / BUFFER_OPTIMIZER if checkpoint is not None else None
+        if saved is not None and saved.exists() and self.meml.buffer_update == "separate":
+            self.buffer_optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.meml.buffer_learning_rate,
+                                                      weight_decay=0.0)
+            self.buffer_optimizer.load_state_dict(torch.load(saved, weights_only=True))
+
+
+class _SeparateBufferStep(TrainerCallback):
+    """Runs :meth:`MEMLGRPOTrainer.separate_buffer_step` after every optimizer step (transformers'
+    ``on_optimizer_step``: after ``optimizer.step()``, before the gradients are cleared)."""
+
+    def __init__(self, trainer: MEMLGRPOTrainer):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.separate_buffer_step()
 
 
 def trainer_builder(meml: MEMLConfig, expert_prompts: Sequence[str]):

@@ -10,7 +10,7 @@ it already has. Evaluation-only settings (``eval``, ``data.test_split``, ``data.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from meml.methods import Method
 from meml.pipeline.settings import Settings, config_digest
@@ -87,6 +87,8 @@ def meml_run(settings: Settings, method: str, seed: int):
         raise ValueError(f"{method} is not a MEML-GRPO method")
     at = apply_point(settings, parsed)
     meml = at.meml.for_method(parsed)
+    if meml.buffer_learning_rate is None:  # the 'separate' buffer step's rate: an SFT-like one
+        meml = replace(meml, buffer_learning_rate=at.sft.learning_rate)
     return meml, meml.grpo_run(at.rl.run("GRPO", seed, settings.threads_per_job), settings.n_experts)
 
 
