@@ -94,7 +94,8 @@ PRIVATE_SURFACE: tuple[PrivateMember, ...] = (
                   use="read by DAPOTrainer and MEMLGRPOTrainer (pad/eos ids, decode, tokenize references)"),
     PrivateMember(GRPO, "_save_optimizer_and_scheduler", ("output_dir",), called_in=TRAINER_MODULE,
                   use="transformers.Trainer checkpoint hook, called by every process from _save_checkpoint; "
-                      "overridden by SparsityGRPOTrainer to write each process's extra state"),
+                      "overridden by SparsityGRPOTrainer to write each process's extra state, and by MEMLGRPOTrainer "
+                      "for the separate buffer step's optimizer"),
     PrivateMember(GRPO, "_load_optimizer_and_scheduler", ("checkpoint",), called_in=TRAINER_MODULE,
                   use="transformers.Trainer resume hook (TRL overrides it for its own entropy state), called by "
                       "every process of train(resume_from_checkpoint=...); overridden by SparsityGRPOTrainer to "
