@@ -129,14 +129,15 @@ def _rows(small_world, n=8):
 def test_accumulated_micro_batches_train_the_configured_steps(tiny_model_dir, small_world, tmp_path):
     from safetensors.torch import load_file
 
-    from baselines.rl import build_trainer
     from meml.training.rl import train_rl
     from meml.training.rl_log import read_log
+    from tests.test_rl import builder, length_reward
 
     run = RLConfig(algorithm="GRPO", steps=2, prompts_per_step=2, num_generations=4, max_completion_length=12,
                    gradient_accumulation_steps=2, learning_rate=1e-2, save_steps=5)
+    # a reward that varies within groups even for a random model (the task's accuracy is all zero there)
     metrics = train_rl(tiny_model_dir, _rows(small_world), "gsm8k", run, tmp_path / "out", tmp_path / "work",
-                       build=build_trainer)
+                       build=builder(length_reward))
     assert metrics["steps"] == 2 and metrics["num_processes"] == 1
     assert [r["step"] for r in read_log(tmp_path / "out" / "metrics.jsonl")] == [1, 2]
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")

@@ -7,7 +7,6 @@ if MEML_METHODS:
         input:
             lambda wc: dataset_inputs(wc.dataset),
             starts=sft_manifest("{family}", "{dataset}"),
-            world_check=lambda wc: world_check_before_rl(wc.family, wc.dataset),
         output:
             meml_manifest("{family}", "{dataset}", "{meml_group}", "{seed}"),  # beside the runs: a rerun keeps them
         params:

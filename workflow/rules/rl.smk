@@ -4,7 +4,6 @@ rule rl:
     input:
         lambda wc: dataset_inputs(wc.dataset),
         starts=sft_manifest("{family}", "{dataset}"),
-        world_check=lambda wc: world_check_before_rl(wc.family, wc.dataset),
     output:
         rl_manifest("{family}", "{dataset}", "{algorithm}", "{seed}"),
     params:

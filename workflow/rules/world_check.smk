@@ -1,16 +1,12 @@
-# The world check (issue 16): after SFT and before any RL, every SFT model of a synthetic dataset answers the dev
-# split under every expert prompt (greedy and pass@k, per slice), then one table with the world's acceptance lines.
-# The RL rules of a synthetic dataset wait for its check. Uses common.smk.
+# The world check (issue 16): after SFT, every SFT model of a synthetic dataset answers the dev split under every
+# expert prompt (greedy and pass@k, per slice), then one table with the world's acceptance lines. Its jobs are
+# scheduled ahead of the RL jobs (priority), not made their input: an evaluation-only change reruns the check
+# without retraining anything. Uses common.smk.
 WORLD_CHECK_DATASETS = SETTINGS.synthetic_datasets
 
 
 def world_check_file(family, dataset):
     return str(paths.world_check_file(RESULTS, family, dataset))
-
-
-def world_check_before_rl(family, dataset):
-    """The world check an RL job of (family, dataset) waits for (none for a real benchmark)."""
-    return [world_check_file(family, dataset)] if dataset in WORLD_CHECK_DATASETS else []
 
 
 def world_check_outputs():
@@ -33,6 +29,7 @@ if WORLD_CHECK_DATASETS:
         params:
             digest=digest(lambda wc: reads.world_check_reads(SETTINGS, wc.dataset)),
         threads: THREADS
+        priority: 10  # ahead of the RL jobs that become ready with it
         resources:
             **EVAL_RESOURCES,
         log:
