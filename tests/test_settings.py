@@ -1,6 +1,7 @@
 """The settings tree (meml/pipeline/settings.py): one default per setting, one schema generated from it."""
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -129,3 +130,27 @@ def test_the_resolved_tree_round_trips(tmp_path):
     path = write_resolved_config(s, tmp_path / "config.yaml")
     again = load_settings(path)
     assert again == s and again.sweep == {"meml.lambda1": [0.5, 1.0]}
+
+
+def test_per_family_model_changes_apply_to_that_family_only():
+    from meml.pipeline import reads
+
+    settings = with_changes(load_settings(), models={"by_family": {"llama": {"tiny": {"hidden_size": 128},
+                                                                             "pretrain": {"steps": 450}}}})
+    models = settings.models
+    assert models.tiny_for("llama").hidden_size == 128 and models.pretrain_for("llama").steps == 450
+    assert models.tiny_for("qwen2") == models.tiny and models.pretrain_for("qwen2") == models.pretrain
+    assert models.tiny_for("llama").num_layers == models.tiny.num_layers  # unchanged keys keep the shared value
+    assert reads.pretrain_reads(settings, "llama") != reads.pretrain_reads(settings, "qwen2")
+    assert reads.tiny_reads(settings, "qwen2") == reads.tiny_reads(load_settings(), "qwen2")  # qwen2 is not rebuilt
+
+
+@pytest.mark.parametrize("by_family, message", [
+    ({"gpt2": {}}, "models.by_family: unknown family"),
+    ({"llama": {"sft": {}}}, "only tiny and pretrain can change"),
+    ({"llama": {"tiny": {"hidden_sise": 64}}}, "models.by_family.llama.tiny"),
+    ({"llama": {"pretrain": {"steps": 0}}}, "models.by_family.llama.pretrain.steps"),
+])
+def test_per_family_model_changes_are_checked(by_family, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings_from_config({"models": {"by_family": by_family}}, "my.yaml")

@@ -42,14 +42,14 @@ def teacher_reads(settings: Settings, dataset: str, expert: int) -> dict:
                                                                        "max_train_items")}
 
 
-def tiny_reads(settings: Settings) -> dict:
-    return {"tiny": asdict(settings.models.tiny), "seed": settings.models.pretrain.seed,
+def tiny_reads(settings: Settings, family: str) -> dict:
+    return {"tiny": asdict(settings.models.tiny_for(family)), "seed": settings.models.pretrain_for(family).seed,
             "prompts": settings.experts.prompts, "datasets": settings.datasets,
             "data": [_data(settings, d, "train_split", "max_train_items") for d in settings.datasets]}
 
 
-def pretrain_reads(settings: Settings) -> dict:
-    return {"pretrain": asdict(settings.models.pretrain), "difficulty": asdict(settings.world.difficulty),
+def pretrain_reads(settings: Settings, family: str) -> dict:
+    return {"pretrain": asdict(settings.models.pretrain_for(family)), "difficulty": asdict(settings.world.difficulty),
             "threads": settings.threads_per_job}
 
 

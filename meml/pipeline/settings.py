@@ -141,6 +141,9 @@ class ModelsSettings:
                                                 factory=lambda: {"qwen2": None, "llama": None})
     tiny: TinyModelConfig = setting("Shape of the tiny models.", factory=TinyModelConfig)
     pretrain: PretrainSettings = setting("Pretraining of the tiny models.", factory=PretrainSettings)
+    by_family: dict[str, dict] = setting(
+        "Per-family changes to `tiny` and `pretrain`, e.g. {llama: {tiny: {hidden_size: 128}, pretrain: {steps: "
+        "450}}} for a weaker second base (the paper's Llama against Qwen).", factory=dict)
 
     def __post_init__(self):
         if len(set(self.families)) != len(self.families):
@@ -148,6 +151,27 @@ class ModelsSettings:
         unknown = sorted(set(self.pretrained) - {"qwen2", "llama"})
         if unknown:
             raise ValueError(f"models.pretrained: unknown family(ies) {unknown}")
+        unknown = sorted(set(self.by_family) - {"qwen2", "llama"})
+        if unknown:
+            raise ValueError(f"models.by_family: unknown family(ies) {unknown}")
+        for family, changes in self.by_family.items():
+            sections = sorted(set(changes or {}) - {"tiny", "pretrain"})
+            if sections:
+                raise ValueError(f"models.by_family.{family}: only tiny and pretrain can change, not {sections}")
+            self.tiny_for(family), self.pretrain_for(family)  # every key and value checked here
+
+    def _for(self, family: str, section: str):
+        base = getattr(self, section)
+        changes = (self.by_family.get(family) or {}).get(section) or {}
+        return from_mapping(type(base), {**to_mapping(base), **changes}, f"models.by_family.{family}.{section}")
+
+    def tiny_for(self, family: str) -> TinyModelConfig:
+        """The tiny model shape of ``family``: ``tiny`` with its ``by_family`` changes."""
+        return self._for(family, "tiny")
+
+    def pretrain_for(self, family: str) -> PretrainSettings:
+        """The pretraining of ``family``'s tiny model: ``pretrain`` with its ``by_family`` changes."""
+        return self._for(family, "pretrain")
 
 
 @dataclass

@@ -177,12 +177,13 @@ def build_tiny(settings: Settings, family: str) -> Path:
     """Train the tokenizer and save a randomly initialised tiny model of ``family``."""
     from meml.tiny import build_model, save_pretrained_folder, train_tokenizer
 
-    tiny = settings.models.tiny
+    tiny = settings.models.tiny_for(family)
     tokenizer = train_tokenizer(_corpus(settings), family, vocab_size=tiny.vocab_size)
     model = build_model(family, tokenizer, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
                         num_heads=tiny.num_heads, num_kv_heads=tiny.num_kv_heads,
                         intermediate_size=tiny.intermediate_size,
-                        max_position_embeddings=tiny.max_position_embeddings, seed=settings.models.pretrain.seed)
+                        max_position_embeddings=tiny.max_position_embeddings,
+                        seed=settings.models.pretrain_for(family).seed)
     out = paths.init_model_dir(_root(settings), family)
     save_pretrained_folder(model, tokenizer, out)
     return out
@@ -194,7 +195,7 @@ def pretrain(settings: Settings, family: str) -> dict:
     from meml.training.sft import SFTConfig, conversations, train_sft
     from meml.world.drills import DRILL_PROMPT, drill_rows
 
-    pretraining = settings.models.pretrain
+    pretraining = settings.models.pretrain_for(family)
     rows = []
     for dataset in settings.datasets:
         if dataset.startswith("synth_"):

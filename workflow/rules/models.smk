@@ -4,7 +4,7 @@ rule build_tiny:
     output:
         str(paths.init_model_dir(RESULTS, "{family}") / "config.json"),
     params:
-        digest=reads.digest(reads.tiny_reads(SETTINGS)),
+        digest=digest(lambda wc: reads.tiny_reads(SETTINGS, wc.family)),
     threads: THREADS
     log:
         f"{RESULTS}/logs/build_tiny/{{family}}.log",
@@ -20,7 +20,7 @@ rule pretrain:
     output:
         str(paths.base_model_dir(RESULTS, "{family}") / "run.json"),
     params:
-        digest=reads.digest(reads.pretrain_reads(SETTINGS)),
+        digest=digest(lambda wc: reads.pretrain_reads(SETTINGS, wc.family)),
     threads: THREADS
     log:
         f"{RESULTS}/logs/pretrain/{{family}}.log",
