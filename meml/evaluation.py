@@ -10,6 +10,7 @@ instruction. One model load serves every inference expert.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,7 @@ def task_config(name: str, docs_path: str | Path, max_new_tokens: int, temperatu
     }
 
 
+@functools.lru_cache(maxsize=1)
 def decoder_lm_class():
     """lm-eval's ``HFLM`` whose ``_model_generate`` runs :func:`meml.tiny.decoder.sample` (fast mode: each distinct
     context prefilled once, finished rows leave the batch; greedy equals transformers' greedy, sampling draws from

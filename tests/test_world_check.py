@@ -111,7 +111,7 @@ def test_world_check_stage_and_table(tiny_model_dir, small_world, tmp_path):
     assert set(rows.columns) >= {"family", "dataset", "model", "expert", "slice", "slice_kind", "greedy", "pass2"}
     mine = rows[(rows.model == "Expert1-SFT") & (rows.expert == 1) & (rows.slice == "A")]
     assert mine.slice_kind.tolist() == ["own_blind"]
-    assert ((rows.greedy >= 0) & (rows.greedy <= rows.pass2 + 1e-9) | (rows.greedy <= 1)).all()
+    assert rows.greedy.between(0, 1).all() and rows.pass2.between(0, 1).all()
     assert (rows[rows.slice == "all"].n == 9).all()
     md, csv = write_world_check(config)
     assert "## Acceptance (issue 16)" in md.read_text() and csv.read_text().startswith(

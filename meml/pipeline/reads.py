@@ -17,11 +17,12 @@ from meml.pipeline.settings import Settings, config_digest
 from meml.sweeps import apply_point
 
 
-def _data(settings: Settings, dataset: str, split_key: str, cap_key: str) -> dict:
+def _data(settings: Settings, dataset: str, split_key: str, cap_key: str | None) -> dict:
+    """The split a stage reads and its ``data`` cap (``cap_key`` None: the stage has its own cap)."""
     data = settings.data
     source = "synthetic world" if dataset.startswith("synth_") else data.data_dir
-    return {"dataset": dataset, "split": getattr(data, split_key)[dataset], "cap": getattr(data, cap_key),
-            "source": source}
+    return {"dataset": dataset, "split": getattr(data, split_key)[dataset],
+            "cap": getattr(data, cap_key) if cap_key else None, "source": source}
 
 
 def _prompts(settings: Settings, experts) -> list[str]:
@@ -111,7 +112,7 @@ def eval_reads(settings: Settings, dataset: str, methods: list[str]) -> dict:
 
 
 def world_check_reads(settings: Settings, dataset: str) -> dict:
-    return {"world_check": asdict(settings.world_check), "data": _data(settings, dataset, "dev_split", "max_test_items"),
+    return {"world_check": asdict(settings.world_check), "data": _data(settings, dataset, "dev_split", None),
             "eval": asdict(settings.eval), "prompts": settings.experts.prompts, "sources": settings.experts.sources,
             "methods": settings.sft.methods}
 

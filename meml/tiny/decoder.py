@@ -183,11 +183,11 @@ class _Packed:
         self.layers = []
         for layer in inner.layers:
             a, m = layer.self_attn, layer.mlp
-            biases = [p.bias for p in (a.q_proj, a.k_proj, a.v_proj)]
-            qkv_bias = torch.cat(biases) if all(b is not None for b in biases) else None
-            if qkv_bias is None and any(b is not None for b in biases):
-                qkv_bias = torch.cat([b if b is not None else p.weight.new_zeros(p.weight.shape[0])
-                                      for b, p in zip(biases, (a.q_proj, a.k_proj, a.v_proj))])
+            projections = (a.q_proj, a.k_proj, a.v_proj)
+            qkv_bias = None  # Llama: none; Qwen2: all three
+            if any(p.bias is not None for p in projections):
+                qkv_bias = torch.cat([p.weight.new_zeros(p.weight.shape[0]) if p.bias is None else p.bias
+                                      for p in projections])
             self.layers.append((
                 (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
                 torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]), qkv_bias, a.o_proj.weight,

@@ -94,6 +94,7 @@ class SparsityGRPOTrainer(GRPOTrainer):
                 **multimodal)
         from meml.tiny.decoder import prompt_shared_logps
 
+        # the whole batch in one pass (TRL's batch_size chunking bounds the memory of models far larger than these)
         with self.accelerator.autocast():
             logps, entropies = prompt_shared_logps(model, input_ids, attention_mask, logits_to_keep,
                                                    temperature=self.args.temperature, compute_entropy=compute_entropy)

@@ -1,4 +1,4 @@
-"""The private TRL and transformers members this project relies on, declared in one place.
+"""The private TRL, transformers and lm-eval members this project relies on, declared in one place.
 
 TRL's ``GRPOTrainer`` has no public hooks for what the RL trainers here need (the per-function rewards
 of a round, the rollout batch before the loss, the loss itself, extra checkpoint state), so the
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-TESTED_WITH = {"trl": "1.16.0", "transformers": "5.24.0"}  # the versions the table was checked against
+TESTED_WITH = {"trl": "1.16.0", "transformers": "5.24.0", "lm_eval": "0.4.13"}  # the versions the table was checked against
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,13 @@ PRIVATE_SURFACE: tuple[PrivateMember, ...] = (
                   use="transformers.Trainer resume hook (TRL overrides it for its own entropy state), called by "
                       "every process of train(resume_from_checkpoint=...); overridden by SparsityGRPOTrainer to "
                       "read each process's extra state"),
+    PrivateMember("lm_eval.models.huggingface.HFLM", "_model_generate", ("context", "max_length", "stop"),
+                  prefix=True, called_in="lm_eval.models.huggingface",
+                  use="overridden by meml.evaluation.decoder_lm_class (generation through the tiny decoder); returns "
+                      "the context followed by the generated ids"),
+    PrivateMember("lm_eval.evaluator", "add_env_info", ("storage",),
+                  use="replaced for the duration of a simple_evaluate call by "
+                      "meml.evaluation.without_environment_report"),
     PrivateMember("trl.trainer.utils", "pad", ("tensors", "padding_value", "padding_side"), prefix=True,
                   use="called by MEMLGRPOTrainer through meml.training.trl_compat.pad"),
 )
@@ -111,7 +118,7 @@ class TRLSurfaceError(RuntimeError):
 
 def installed_versions() -> dict[str, str]:
     versions = {}
-    for package in ("trl", "transformers"):
+    for package in TESTED_WITH:
         try:
             versions[package] = importlib.import_module(package).__version__
         except Exception:  # noqa: BLE001 - a broken install is reported, not raised
