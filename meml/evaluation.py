@@ -27,7 +27,7 @@ DOC_FIELDS = ("id", "task", "question", "answer", "options", "slice")
 
 def write_task_docs(records: Sequence[Record], path: str | Path) -> Path:
     """Test records as the lm-eval task's documents (one JSON object per line)."""
-    rows = [{k: getattr(r, k) for k in DOC_FIELDS} for r in records]
+    rows = [{**{k: getattr(r, k) for k in DOC_FIELDS}, "task": r.dataset} for r in records]  # grading by dataset
     return write_jsonl_atomic(path, rows)
 
 
@@ -166,9 +166,9 @@ def without_environment_report():
 
 
 def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str,
-                   system_prompts: Mapping[int, str], max_new_tokens: int = 96, batch_size: int = 64,
-                   threads: int = 1, compute=None, decoder: str = "auto") -> dict[int, tuple[dict, list[dict]]]:
-    """Greedy evaluation of one model under each inference expert prompt.
+                   system_prompts: Mapping[int | str, str | None], max_new_tokens: int = 96, batch_size: int = 64,
+                   threads: int = 1, compute=None, decoder: str = "auto") -> dict[int | str, tuple[dict, list[dict]]]:
+    """Greedy evaluation of one model under each inference expert prompt (None: no system message).
 
     Returns ``{expert: (summary, samples)}``: summary holds accuracy (overall and per slice) and
     lm-eval's own metric; samples hold one row per test item with the completion and its verdict.
@@ -210,7 +210,7 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
         summary["reward_over_budget"] = sum(budget_counts().values()) - cut_before  # answers the budget cut off
         summary["system_prompt"] = prompt
         out[expert] = (summary, samples)
-        log.info("%s expert %d: accuracy %.3f on %d items", task_name, expert, summary["accuracy"], summary["n"])
+        log.info("%s expert %s: accuracy %.3f on %d items", task_name, expert, summary["accuracy"], summary["n"])
     return out
 
 

@@ -10,7 +10,10 @@ The markdown adds issue 16's acceptance lines, each checked per family and datas
 1. ExpertK-SFT under its own prompt: greedy <= 5% and pass@k <= 2% on its blind slice, >= 90% greedy on every
    other slice except the hard one (an expert without a blind slice fails the first half);
 2. the hard slice: pass@k <= 1% under every expert prompt of every SFT model (a world without one fails);
-3. the ExpertK-SFT models' overall greedy accuracies under their own prompts within 3 points of each other.
+3. the ExpertK-SFT models' overall greedy accuracies under their own prompts within 3 points of each other;
+4. MathQA: the pretrained base (model ``base``, no system prompt, so in the styles it was pretrained on) >= 90%
+   greedy on every non-hard slice;
+5. StrategyQA: no rule from the slice cue and the comparator word predicts the answer better than 55%.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from reports.table4 import read_json_file
 
 COLUMNS = ["family", "dataset", "model", "expert", "slice", "slice_kind", "greedy"]
 BLIND_GREEDY, BLIND_PASS, OTHER_GREEDY, HARD_PASS, SPREAD = 0.05, 0.02, 0.90, 0.01, 0.03
+BASE_GREEDY, SHORTCUT = 0.90, 0.55
 
 
-def collect(settings) -> tuple[pd.DataFrame, int]:
-    """Every world-check row of the configured families and synthetic datasets, and k of pass@k."""
-    frames, ks = [], set()
+def collect(settings) -> tuple[pd.DataFrame, int, dict]:
+    """Every world-check row of the configured families and synthetic datasets, k of pass@k, and the StrategyQA
+    cue rule's accuracy per (family, dataset)."""
+    frames, ks, shortcuts = [], set(), {}
     for family in settings.models.families:
         for dataset in settings.synthetic_datasets:
             path = paths.world_check_file(settings.results_dir, family, dataset)
@@ -39,18 +44,27 @@ def collect(settings) -> tuple[pd.DataFrame, int]:
                                   f"run `meml world-check --family {family} --dataset {dataset}` (after SFT)")
             ks.add(data["samples"])
             frames.append(pd.DataFrame(data["rows"]))
+            if data.get("shortcut") is not None:
+                shortcuts[(family, dataset)] = data["shortcut"]
     if not frames:
         raise ValueError("world check: no synthetic dataset is configured")
     if len(ks) > 1:
         raise ValueError(f"world check: the files mix pass@k for k in {sorted(ks)}; rerun `meml world-check`")
-    return pd.concat(frames, ignore_index=True), ks.pop()
+    return pd.concat(frames, ignore_index=True), ks.pop(), shortcuts
 
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def acceptance(rows: pd.DataFrame, k: int) -> list[dict]:
+def _own_prompt(row) -> bool:
+    if row["model"] == "base":
+        return False
+    method = Method.parse(row["model"])
+    return method.kind == "sft" and method.expert == row["expert"]
+
+
+def acceptance(rows: pd.DataFrame, k: int, shortcuts: dict | None = None) -> list[dict]:
     """Issue 16's acceptance lines per (family, dataset): ``{family, dataset, line, measured, holds}``."""
     passk = f"pass{k}"
     out = []
@@ -58,8 +72,9 @@ def acceptance(rows: pd.DataFrame, k: int) -> list[dict]:
         def line(text, measured, holds):
             out.append({"family": family, "dataset": dataset, "line": text, "measured": measured, "holds": holds})
 
-        own = group[group.apply(lambda r: Method.parse(r["model"]).expert == r["expert"]
-                                and Method.parse(r["model"]).kind == "sft", axis=1)]
+        base = group[group.model == "base"]
+        group = group[group.model != "base"]
+        own = group[group.apply(_own_prompt, axis=1)]
         overall = {}
         for model, mine in own.groupby("model", sort=False):
             blind = mine[mine.slice_kind == "own_blind"]
@@ -85,6 +100,16 @@ def acceptance(rows: pd.DataFrame, k: int) -> list[dict]:
         line(f"ExpertK-SFT overall greedy within {SPREAD * 100:.0f} points",
              ", ".join(f"{m} {_percent(v)}" for m, v in overall.items()) + f" (spread {_percent(spread)})",
              bool(overall and spread <= SPREAD))
+        if dataset.endswith("mathqa"):
+            soft = base[base.slice_kind == "other"]
+            line(f"pretrained base (no prompt) >= {BASE_GREEDY:.0%} greedy on every non-hard slice",
+                 "no base row (a hub model)" if soft.empty else
+                 ", ".join(f"{r.slice} {_percent(r.greedy)}" for r in soft.itertuples(index=False)),
+                 bool(not soft.empty and soft.greedy.min() >= BASE_GREEDY))
+        if (family, dataset) in (shortcuts or {}):
+            accuracy = shortcuts[(family, dataset)]
+            line(f"no slice-cue-and-comparator rule predicts the answer better than {SHORTCUT:.0%}",
+                 f"best rule {_percent(accuracy)}%", bool(accuracy <= SHORTCUT))
     return out
 
 
@@ -93,8 +118,8 @@ def to_markdown(rows: pd.DataFrame, k: int, lines: list[dict]) -> str:
     held = sum(line["holds"] for line in lines)
     text = ["# World check: SFT models on the dev split, per slice, before any RL", "",
             f"Greedy accuracy and pass@{k} ({k} sampled answers, any one right), in %. own_blind: ExpertK-SFT under "
-            "prompt K on expert K's blind slice; hard: a slice no expert's trajectories solve. The tables never read "
-            "the dev split.", "", f"## Acceptance (issue 16): {held} of {len(lines)} lines hold", "",
+            "prompt K on expert K's blind slice; hard: a slice no expert's trajectories solve; base: the pretrained "
+            "base with no system prompt (greedy only). The tables never read the dev split.", "", f"## Acceptance (issue 16): {held} of {len(lines)} lines hold", "",
             "| Family | Dataset | Line | Measured | Holds |", "|---|---|---|---|---|"]
     for line in lines:
         text.append(f"| {FAMILY_NAMES.get(line['family'], line['family'])} | {line['dataset']} | {line['line']} | "
@@ -103,15 +128,16 @@ def to_markdown(rows: pd.DataFrame, k: int, lines: list[dict]) -> str:
         text += ["", f"## {FAMILY_NAMES.get(family, family)}, {dataset}", "",
                  f"| Model | Expert prompt | Slice | Kind | Greedy | pass@{k} | Items |", "|---|---|---|---|---|---|---|"]
         for r in group.itertuples(index=False):
+            passed = getattr(r, passk)
             text.append(f"| {r.model} | {r.expert} | {r.slice} | {r.slice_kind} | {_percent(r.greedy)} | "
-                        f"{_percent(getattr(r, passk))} | {r.n} |")
+                        f"{'-' if pd.isna(passed) else _percent(passed)} | {r.n} |")
     return "\n".join(text) + "\n"
 
 
 def write_world_check(settings) -> list[Path]:
     """Write ``tables/world_check.md`` and ``.csv``; return their paths."""
-    rows, k = collect(settings)
+    rows, k, shortcuts = collect(settings)
     out = Path(settings.results_dir) / "tables"
-    md = write_text_atomic(out / "world_check.md", to_markdown(rows, k, acceptance(rows, k)))
+    md = write_text_atomic(out / "world_check.md", to_markdown(rows, k, acceptance(rows, k, shortcuts)))
     csv = write_text_atomic(out / "world_check.csv", rows[COLUMNS + [f"pass{k}", "n"]].to_csv(index=False))
     return [md, csv]

@@ -408,12 +408,24 @@ def test_make_reward_function_plain_and_conversational():
 
 
 def test_make_reward_function_mathqa_options_column():
-    reward = make_reward_function("synth_mathqa")
-    assert reward.__name__ == "accuracy_synth_mathqa"
+    reward = make_reward_function("mathqa")
+    assert reward.__name__ == "accuracy_mathqa"
     completions = ["the answer is 30", "the answer is 30", "Answer: (c)", "garbage"]
     scores = reward(["p"] * 4, completions, answer=["c", "c", "c", "c"], options=[OPTIONS, "", None, OPTIONS])
     assert scores == [1.0, 0.0, 1.0, 0.0]
     assert reward(["p"], ["Answer: (c)"], answer=["c"]) == [1.0]
+
+
+def test_synthetic_mathqa_grades_letters_only():
+    """synth_mathqa: every style names its letter, so a value with no letter commits to nothing (strict letters);
+    the metric keeps the benchmark's name."""
+    reward = make_reward_function("synth_mathqa")
+    assert reward.__name__ == "accuracy_mathqa"
+    completions = ["the answer is 30", "#### 30", "Answer: (c)", "a 10 no , b 20 no , c 30 yes . answer c\n#### c"]
+    assert reward(["p"] * 4, completions, answer=["c"] * 4, options=[OPTIONS] * 4) == [0.0, 0.0, 1.0, 1.0]
+    assert extract_answer("synth_mathqa", "the answer is 30", OPTIONS) is None
+    assert extract_answer("mathqa", "the answer is 30", OPTIONS) == "c"
+    assert accuracy_reward("synth_mathqa", "find 30 : a 10 , b 20 , c 30\n#### c", "c", OPTIONS) == 1.0
 
 
 def test_make_reward_function_strategyqa():

@@ -70,7 +70,7 @@ def test_algorithm_presets_fill_only_what_is_not_set():
     s = settings_from_config({"rl": {"epsilon_high": 0.3, "algorithms": {"DAPO": {"max_sampling_rounds": 5}}}})
     dapo, grpo, dr = s.rl.run("DAPO", seed=4, threads=2), s.rl.run("GRPO"), s.rl.run("Dr.GRPO")
     assert (dapo.loss_type, dapo.epsilon_high, dapo.overlong_buffer_length, dapo.max_sampling_rounds) == (
-        "dapo", 0.3, 16, 5)  # 16 = 80 // 5: DAPO's soft-punishment buffer is a fifth of the maximum length
+        "dapo", 0.3, 19, 5)  # 19 = 96 // 5: DAPO's soft-punishment buffer is a fifth of the maximum length
     assert (dapo.seed, dapo.threads, dapo.dynamic_sampling, dapo.mask_truncated_completions) == (4, 2, True, True)
     assert (grpo.loss_type, grpo.scale_rewards, grpo.overlong_buffer_length, grpo.max_sampling_rounds) == (
         "grpo", "group", 0, 3)
@@ -143,6 +143,8 @@ def test_per_family_model_changes_apply_to_that_family_only():
     assert models.tiny_for("llama").num_layers == models.tiny.num_layers  # unchanged keys keep the shared value
     assert reads.pretrain_reads(settings, "llama") != reads.pretrain_reads(settings, "qwen2")
     assert reads.tiny_reads(settings, "qwen2") == reads.tiny_reads(load_settings(), "qwen2")  # qwen2 is not rebuilt
+    default = load_settings().models  # the default's weaker second base: Llama pretrained for 2/3 of Qwen's steps
+    assert (default.pretrain_for("llama").steps, default.pretrain_for("qwen2").steps) == (800, 1200)
 
 
 @pytest.mark.parametrize("by_family, message", [

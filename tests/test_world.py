@@ -10,7 +10,7 @@ from meml.data import load_records
 from meml.experts.sources import GoldSource, ProgrammaticTeacher, make_source
 from meml.rewards import accuracy_reward, extract_answer
 from meml.world.generate import WorldConfig, generate_task, write_world
-from meml.world.programs import Difficulty, Program, Step
+from meml.world.programs import Difficulty, Program, Step, wrong_procedures
 from meml.world.render import STYLES, gsm8k_solution
 
 SMALL = WorldConfig(seed=3, splits={"train": 90, "test": 60})
@@ -38,7 +38,7 @@ def test_rows_have_the_benchmark_schema_plus_meta(task, keys):
     for rows in generate_task(task, SMALL).values():
         for row in rows:
             assert set(row) == keys | {"meta"}
-            assert row["meta"]["slice"] in ("A", "B", "C")
+            assert row["meta"]["slice"] in ("A", "B", "C", "H")
 
 
 @pytest.mark.parametrize("dataset", ["synth_gsm8k", "synth_mathqa", "synth_strategyqa"])
@@ -56,28 +56,71 @@ def test_splits_share_no_question():
     assert not train & {r["question"] for r in rows["test"]}
 
 
-def test_slices_are_balanced_and_answers_spread():
-    config = WorldConfig(seed=0, splits={"test": 900})
-    rows = generate_task("gsm8k", config)["test"]
+def test_slices_are_balanced_hard_only_where_shared_and_answers_spread():
+    config = WorldConfig(seed=0, splits={"pretrain": 90, "train": 90, "test": 900}, hard_share={"test": 0.1})
+    generated = generate_task("gsm8k", config)
+    rows = generated["test"]
     slices = collections.Counter(r["meta"]["slice"] for r in rows)
-    assert slices == {"A": 300, "B": 300, "C": 300}
+    assert slices == {"A": 270, "B": 270, "C": 270, "H": 90}
+    for split in ("pretrain", "train"):  # the hard cue never appears where the experts learn
+        assert {r["meta"]["slice"] for r in generated[split]} == {"A", "B", "C"}
+        assert not any("halves" in r["question"] for r in generated[split])
+    assert all("halves" in r["question"] for r in rows if r["meta"]["slice"] == "H")
     answers = collections.Counter(int(r["answer"].rsplit("#### ", 1)[1]) for r in rows)
     assert min(answers) >= 2 and max(answers) <= 15
     assert len(answers) == 14
     assert max(answers.values()) <= 0.15 * len(rows)  # no pile-up on any one answer
 
 
-def test_mathqa_letters_uniform_and_strategyqa_balanced_per_slice():
-    config = WorldConfig(seed=0, splits={"test": 1500})
-    letters = collections.Counter(r["correct"] for r in generate_task("mathqa", config)["test"])
-    assert all(250 <= n <= 350 for n in letters.values()), letters
+def test_hard_share_is_checked():
+    with pytest.raises(ValueError, match="hard_share.train"):
+        WorldConfig(hard_share={"train": 0.2})
+    with pytest.raises(ValueError, match=r"hard_share.rl"):
+        WorldConfig(hard_share={"rl": 1.5})
+
+
+def test_mathqa_options_sorted_rank_uniform_and_strategyqa_balanced_per_slice():
+    config = WorldConfig(seed=0, splits={"test": 1500}, hard_share={"test": 0.2})
+    rows = generate_task("mathqa", config)["test"]
+    for row in rows:  # ascending values, so the letter is the answer's rank
+        values = [int(v) for v in re.findall(r"[a-e] \) (\d+)", row["options"])]
+        assert values == sorted(values) and len(set(values)) == 5
+    for slice_, possible in {"A": "abcd", "B": "bcde", "C": "bcde", "H": "abcde"}.items():
+        letters = collections.Counter(r["correct"] for r in rows if r["meta"]["slice"] == slice_)
+        share = sum(letters.values()) / len(possible)
+        tolerance = 0.45 if slice_ == "H" else 0.25  # small hard answers leave no room below them for high ranks
+        assert set(letters) <= set(possible) and all(abs(letters[k] - share) < tolerance * share for k in possible), \
+            (slice_, letters)
+    middle = sum(r["correct"] == "c" for r in rows) / len(rows)
+    assert middle < 0.26  # the old world had the answer in the middle in 43% of items
     rows = generate_task("strategyqa", config)["test"]
-    for slice_ in "ABC":
-        yes = sum(r["answer"] for r in rows if r["meta"]["slice"] == slice_)
-        assert 200 <= yes <= 300, (slice_, yes)
+    for slice_ in "ABCH":
+        answers = [r["answer"] for r in rows if r["meta"]["slice"] == slice_]
+        assert abs(sum(answers) - len(answers) / 2) <= 1, slice_
+
+
+def test_strategyqa_wrong_target_is_the_flawed_value():
+    config = WorldConfig(seed=2, splits={"test": 300}, hard_share={"test": 0.2})
+    for row in generate_task("strategyqa", config)["test"]:
+        program = Program.from_json(row["meta"]["program"])
+        target = row["meta"]["target"]
+        assert f"exactly {target} " in row["question"]
+        if row["answer"]:
+            assert target == program.result()
+        else:
+            assert target in {program.result(frozenset([w])) for w in wrong_procedures(program)}
 
 
 def test_program_flaws_hand_computed():
+    hard = Program(8, (Step("halve", 2), Step("add", 2), Step("halve", 2)))
+    assert hard.slice() == "H" and hard.result() == 3  # (8/2+2)/2
+    assert wrong_procedures(hard) == ("halve_as_double", "halve_as_triple", "halve_as_plus2")
+    assert hard.result(frozenset(["halve_as_plus2"])) == 14  # (8+2+2)+2
+    assert Program(8, (Step("halve", 2), Step("add", 2))).result(frozenset(["halve_as_triple"])) == 26
+    tripled = Program(2, (Step("add", 2), Step("triple", 3)))
+    assert tripled.slice() == "C"
+    assert tripled.result() == 12 and tripled.result(frozenset(["triple_as_double"])) == 8
+    assert Program(7, (Step("add", 3), Step("double", 2), Step("sub", 4))).slice() == "mixed"
     program = Program(7, (Step("add", 3), Step("double", 2), Step("sub", 4)))
     assert program.result() == 16  # (7+3)*2-4
     assert program.result(frozenset(["sub_as_add"])) == 24  # (7+3)*2+4
@@ -96,12 +139,12 @@ def test_difficulty_is_checked():
 @pytest.mark.parametrize("dataset", ["synth_gsm8k", "synth_mathqa", "synth_strategyqa"])
 def test_teachers_err_only_on_their_slice_at_the_configured_rate(world, dataset):
     records = load_records(dataset, "train", world) + load_records(dataset, "test", world)
-    for flaw, bad_slice in (("sub_as_add", "A"), ("double_as_plus2", "B")):
+    for flaw, bad_slice in (("sub_as_add", "A"), ("double_as_plus2", "B"), ("triple_as_double", "C")):
         teacher = ProgrammaticTeacher(style="terse", flaw=flaw, error_rate=1.0)
         for record, text in zip(records, teacher.trajectories(records)):
-            correct = accuracy_reward(record.task, text, record.answer, record.options or None)
+            correct = accuracy_reward(record.dataset, text, record.answer, record.options or None)
             assert correct == (0.0 if record.slice == bad_slice else 1.0), (record.id, text)
-            assert text.endswith("#### " + extract_answer(record.task, text, record.options or None))
+            assert text.endswith("#### " + extract_answer(record.dataset, text, record.options or None))
     never = ProgrammaticTeacher(style="verify", flaw="sub_as_add", error_rate=0.0)
     assert all(accuracy_reward(r.task, t, r.answer, r.options or None) == 1.0
                for r, t in zip(records, never.trajectories(records)))
@@ -144,14 +187,21 @@ def test_arithmetic_drills_hand_checked_and_seeded():
     facts = arithmetic_facts(small)
     assert (3, "-", 2, 1) in facts and (6, "+", 2, 8) in facts and (6, "*", 3, 18) in facts
     assert (1, "-", 1, 0) not in facts  # values stay >= 1
-    rows = drill_rows(small, 5, seed=1, facts_per_row=4)
-    assert rows == drill_rows(small, 5, seed=1, facts_per_row=4) != drill_rows(small, 5, seed=2, facts_per_row=4)
+    assert (6, "/", 2, 3) in facts and (6, "/", 3, 2) in facts and (5, "/", 2, 2) not in facts
+    rows = drill_rows(small, 40, seed=1, facts_per_row=4)
+    assert any(" vs " in row for row in rows) and any("=" in row for row in rows)
+    assert rows == drill_rows(small, 40, seed=1, facts_per_row=4) != drill_rows(small, 40, seed=2, facts_per_row=4)
     for row in rows:
         lines = row.split("\n")
         assert len(lines) == 4
-        for line in lines:  # every written fact is true arithmetic in one of the three forms
-            match = re.fullmatch(r"(\d+) ?([-+*]) ?(\d+) ?= ?(?:<<\1\2\3=(\d+)>>)?(\d+)", line)
+        for line in lines:  # every written fact is true arithmetic in one of the three forms, or a comparison
+            compared = re.fullmatch(r"(\d+) vs (\d+) (yes|no)", line)
+            if compared:
+                x, y, verdict = compared.groups()
+                assert (x == y) == (verdict == "yes") and abs(int(x) - int(y)) <= 4 and int(y) >= 1
+                continue
+            match = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+) ?= ?(?:<<\1\2\3=(\d+)>>)?(\d+)", line)
             assert match, line
             x, op, b, annotated, y = match.groups()
-            assert {"+": int(x) + int(b), "-": int(x) - int(b), "*": int(x) * int(b)}[op] == int(y)
+            assert {"+": int(x) + int(b), "-": int(x) - int(b), "*": int(x) * int(b), "/": int(x) / int(b)}[op] == int(y)
             assert annotated in (None, y)

@@ -27,6 +27,7 @@ def test_the_world_has_a_dev_split_apart_from_the_others():
 
 def test_blind_slices_of_the_sources():
     assert blind_slice({"kind": "gold"}) is None
+    assert [blind_slice(s) for s in load_settings().experts.sources] == ["C", "A", "B"]  # every expert has one
     assert blind_slice({"kind": "programmatic", "style": "terse", "flaw": "sub_as_add"}) == "A"
     assert blind_slice({"kind": "programmatic", "style": "verify", "flaw": "double_as_plus2"}) == "B"
     assert blind_slice({"kind": "programmatic", "style": "verify", "flaw": None}) is None
@@ -59,10 +60,48 @@ def _rows(blind_greedy=0.0, blind_pass=0.0, other=0.95, hard_pass=0.0, overall=(
     return pd.DataFrame(rows)
 
 
+def _base_rows(dataset="synth_mathqa", greedy=(0.95, 0.92, 0.91)):
+    rows = _rows().assign(dataset=dataset)
+    base = [{"family": "qwen2", "dataset": dataset, "model": "base", "expert": "none", "slice": s, "slice_kind": "other",
+             "greedy": g, "pass8": None, "n": 50} for s, g in zip("ABC", greedy)]
+    base.append({"family": "qwen2", "dataset": dataset, "model": "base", "expert": "none", "slice": "H",
+                 "slice_kind": "hard", "greedy": 0.5, "pass8": None, "n": 50})  # never read by the hard line
+    return pd.concat([rows, pd.DataFrame(base)], ignore_index=True)
+
+
 def test_a_world_that_holds_its_design_passes_every_line():
     lines = acceptance(_rows(), 8)
     assert len(lines) == 3 * 2 + 2 and all(line["holds"] for line in lines)
     assert "8 of 8 lines hold" in to_markdown(_rows(), 8, lines)
+
+
+def test_mathqa_base_line_and_strategyqa_shortcut_line():
+    lines = acceptance(_base_rows(), 8)
+    assert len(lines) == 9 and all(line["holds"] for line in lines), lines
+    assert "A 95.0, B 92.0, C 91.0" in lines[-1]["measured"]
+    failed = [line["line"] for line in acceptance(_base_rows(greedy=(0.95, 0.89, 0.99)), 8) if not line["holds"]]
+    assert failed == ["pretrained base (no prompt) >= 90% greedy on every non-hard slice"]
+    strategy = _rows().assign(dataset="synth_strategyqa")
+    held = acceptance(strategy, 8, {("qwen2", "synth_strategyqa"): 0.55})
+    assert held[-1]["holds"] and held[-1]["measured"] == "best rule 55.0%"
+    assert not acceptance(strategy, 8, {("qwen2", "synth_strategyqa"): 0.56})[-1]["holds"]
+
+
+def test_cue_rule_accuracy_hand_computed():
+    from meml.pipeline.stages import cue_rule_accuracy
+    from meml.records import Record
+
+    def record(i, slice_, answer, comparator=None):
+        meta = {"slice": slice_, **({"comparator": comparator} if comparator else {})}
+        return Record(id=str(i), task="strategyqa", dataset="synth_strategyqa", split="dev", question="q",
+                      answer=answer, rationale=f"#### {answer}", meta=json.dumps(meta))
+
+    balanced = [record(0, "A", "yes"), record(1, "A", "no"), record(2, "B", "yes"), record(3, "B", "no")]
+    assert cue_rule_accuracy(balanced) == 0.5
+    cued = [record(0, "A", "yes", "more"), record(1, "A", "yes", "more"), record(2, "A", "no", "fewer"),
+            record(3, "B", "no", "more")]
+    assert cue_rule_accuracy(cued) == 1.0  # slice and comparator give every answer: the old world's shortcut
+    assert cue_rule_accuracy([]) is None
 
 
 @pytest.mark.parametrize("change, failing", [
@@ -102,12 +141,17 @@ def test_world_check_stage_and_table(tiny_model_dir, small_world, tmp_path):
         model = paths.sft_dir(tmp_path, "qwen2", "synth_gsm8k", method)
         shutil.copytree(tiny_model_dir, model)
         (model / "run.json").write_text("{}")
+    shutil.copytree(tiny_model_dir, paths.base_model_dir(tmp_path, "qwen2"))
     out = stages.world_check(config, "qwen2", "synth_gsm8k")
     data = json.loads(out.read_text())
-    assert data["blind_slices"] == {"0": None, "1": "A", "2": "B"} and data["samples"] == 2
+    assert data["blind_slices"] == {"0": "C", "1": "A", "2": "B"} and data["samples"] == 2
+    assert data["shortcut"] is None  # a StrategyQA-only figure
     rows = pd.DataFrame(data["rows"])
     slices = sorted(rows.slice.unique())
-    assert len(rows) == 2 * 3 * len(slices) and "all" in slices
+    assert len(rows) == (2 * 3 + 1) * len(slices) and "all" in slices
+    base = rows[rows.model == "base"]
+    assert set(base.expert) == {"none"} and base.pass2.isna().all() and base.greedy.between(0, 1).all()
+    rows = rows[rows.model != "base"]
     assert set(rows.columns) >= {"family", "dataset", "model", "expert", "slice", "slice_kind", "greedy", "pass2"}
     mine = rows[(rows.model == "Expert1-SFT") & (rows.expert == 1) & (rows.slice == "A")]
     assert mine.slice_kind.tolist() == ["own_blind"]

@@ -89,7 +89,7 @@ class ProgrammaticTeacher(TrajectorySource):
             return gsm8k_solution(program, self.style, flaws)
         if record.task == "mathqa":
             return mathqa_solution(program, self.style, parse_options(record.options), flaws)
-        return strategyqa_solution(program, self.style, meta["comparator"], int(meta["threshold"]), flaws)
+        return strategyqa_solution(program, self.style, int(meta["target"]), flaws)
 
     def trajectories(self, records: Sequence[Record]) -> list[str | None]:
         return [self.trajectory(r) for r in records]

@@ -25,7 +25,7 @@ class ExpertSource:
     kind: Literal["gold", "programmatic", "openai", "local"] = setting("Where the expert's trajectories come from.",
                                                                        "gold")
     style: Literal["gold", "terse", "verify"] = setting("programmatic: the answer style.", "gold")
-    flaw: Literal["sub_as_add", "double_as_plus2"] | None = setting(
+    flaw: Literal["sub_as_add", "double_as_plus2", "triple_as_double"] | None = setting(
         "programmatic: the systematic wrong procedure on its blind slice (null: none).", None)
     error_rate: float = setting("programmatic: how often the flaw is applied where it can be.", 1.0, ge=0, le=1)
     base_url: str = setting("openai: endpoint root, /chat/completions is appended (e.g. https://api.deepseek.com/v1).",

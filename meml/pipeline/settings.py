@@ -85,9 +85,9 @@ def _default_prompts() -> list[str]:
 
 
 def _default_sources() -> list[dict]:
-    return [{"kind": "gold"},
-            {"kind": "programmatic", "style": "terse", "flaw": "sub_as_add", "error_rate": 0.7},
-            {"kind": "programmatic", "style": "verify", "flaw": "double_as_plus2", "error_rate": 0.7}]
+    return [{"kind": "programmatic", "style": "gold", "flaw": "triple_as_double", "error_rate": 1.0},
+            {"kind": "programmatic", "style": "terse", "flaw": "sub_as_add", "error_rate": 1.0},
+            {"kind": "programmatic", "style": "verify", "flaw": "double_as_plus2", "error_rate": 1.0}]
 
 
 @dataclass
@@ -122,13 +122,15 @@ class ExpertsSettings:
 
 @dataclass
 class PretrainSettings(SFTConfig):
-    """Pretraining of the tiny base models on gold answers (no system prompt); the tiny setting only."""
+    """Pretraining of the tiny base models (no system prompt; the tiny setting only) on the pretraining split, each
+    item answered correctly in one of the expert styles (meml.world.render.STYLES), so that no style is privileged."""
 
-    steps: int = setting("Optimizer steps.", 900, ge=1)
+    steps: int = setting("Optimizer steps.", 1200, ge=1)
     batch_size: int = setting("Rows per optimizer step.", 32, ge=1)
     learning_rate: float = setting("Peak learning rate (AdamW, cosine schedule).", 3e-3, gt=0)
     seed: int = setting("Seed of the pretraining data order and initialisation.", 0, ge=0)
-    drill_rows: int = setting("Arithmetic drill rows mixed into pretraining (meml/world/drills.py).", 0, ge=0)
+    drill_rows: int = setting("Arithmetic and comparison drill rows mixed into pretraining (meml/world/drills.py).",
+                              1000, ge=0)
 
 
 @dataclass
@@ -142,8 +144,9 @@ class ModelsSettings:
     tiny: TinyModelConfig = setting("Shape of the tiny models.", factory=TinyModelConfig)
     pretrain: PretrainSettings = setting("Pretraining of the tiny models.", factory=PretrainSettings)
     by_family: dict[str, dict] = setting(
-        "Per-family changes to `tiny` and `pretrain`, e.g. {llama: {tiny: {hidden_size: 128}, pretrain: {steps: "
-        "450}}} for a weaker second base (the paper's Llama against Qwen).", factory=dict)
+        "Per-family changes to `tiny` and `pretrain`: the default pretrains the tiny Llama for two thirds of Qwen's "
+        "steps, a weaker second base as the paper's Llama-3.2-1B against Qwen2.5-Math-1.5B (e.g. {llama: {tiny: "
+        "{hidden_size: 64}}} for a smaller one instead).", factory=lambda: {"llama": {"pretrain": {"steps": 800}}})
 
     def __post_init__(self):
         if len(set(self.families)) != len(self.families):
@@ -238,7 +241,7 @@ class MEMLSettings(MEMLConfig):
 class EvalSettings:
     """Evaluation through lm-eval (greedy decoding)."""
 
-    max_new_tokens: int = setting("Longest answer generated.", 80, ge=1)
+    max_new_tokens: int = setting("Longest answer generated.", 96, ge=1)
     batch_size: int = setting("Questions per generation batch (HF backend).", 150, ge=1)
     decoder: Literal["auto", "fast", "hf"] = setting(
         "Generation of the HF backend (evaluation and complementarity sampling): 'fast' runs meml.tiny.decoder "

@@ -101,7 +101,7 @@ def make_experts(settings: Settings, dataset: str) -> dict:
                              expert=expert)
         rows, by_slice = [], defaultdict(list)
         for record, completion in zip(records, source.trajectories(records)):
-            correct = None if completion is None else accuracy_reward(record.task, completion, record.answer,
+            correct = None if completion is None else accuracy_reward(record.dataset, completion, record.answer,
                                                                      record.options or None)
             keep = completion is not None and (correct == 1.0 or not filter_incorrect)
             rows.append({"id": record.id, "expert": expert, "source": source.name,
@@ -189,8 +189,20 @@ def build_tiny(settings: Settings, family: str) -> Path:
     return out
 
 
+def pretrain_answers(records: list[Record], seed: int) -> list[str]:
+    """A correct answer per pretraining record, in a style drawn per record (every expert style equally often, no
+    wrong procedure), so the base knows every style and no expert's is privileged."""
+    from meml.experts.sources import ProgrammaticTeacher
+    from meml.world.render import STYLES
+
+    teachers = {style: ProgrammaticTeacher(style=style) for style in STYLES}
+    styles = [STYLES[i % len(STYLES)] for i in range(len(records))]
+    random.Random(f"pretrain-styles-{seed}").shuffle(styles)
+    return [teachers[style].trajectory(record) for style, record in zip(styles, records)]
+
+
 def pretrain(settings: Settings, family: str) -> dict:
-    """Pretrain the tiny base model on gold answers of the synthetic pretraining split (no system prompt)."""
+    """Pretrain the tiny base model on the synthetic pretraining split, answered in every style (no system prompt)."""
     from meml.data import load_records
     from meml.training.sft import SFTConfig, conversations, train_sft
     from meml.world.drills import DRILL_PROMPT, drill_rows
@@ -200,7 +212,8 @@ def pretrain(settings: Settings, family: str) -> dict:
     for dataset in settings.datasets:
         if dataset.startswith("synth_"):
             records = load_records(dataset, "pretrain", paths.world_dir(_root(settings)))
-            rows += conversations([r.question for r in records], [r.rationale for r in records], system=None)
+            rows += conversations([r.question for r in records], pretrain_answers(records, pretraining.seed),
+                                  system=None)
     if not rows:
         raise ValueError("pretrain: no synthetic dataset configured; set models.pretrained for real-data runs")
     drills = drill_rows(settings.world.difficulty, pretraining.drill_rows, pretraining.seed)
@@ -273,7 +286,6 @@ def rl(settings: Settings, family: str, dataset: str, seed: int, algorithm: str,
     """
     from baselines.rl import build_trainer, rl_rows
     from meml.io import write_json_atomic
-    from meml.records import task_of
     from meml.training.rl import train_rl
 
     root = _root(settings)
@@ -288,7 +300,7 @@ def rl(settings: Settings, family: str, dataset: str, seed: int, algorithm: str,
         identity, done = _identity(out, reads.rl_reads(settings, dataset, name, seed), marker, records)
         if not done:
             rows = rl_rows(records, method.experts(settings.n_experts), settings.experts.prompts)
-            train_rl(marker.parent, rows, task_of(dataset), reads.rl_run(settings, name, seed), out,
+            train_rl(marker.parent, rows, dataset, reads.rl_run(settings, name, seed), out,
                      paths.rl_work_dir(root, family, dataset, name, seed), build=build_trainer,
                      provenance={"identity": identity, "method": name, "family": family, "dataset": dataset,
                                  **provenance(settings, seed)}, compute=settings.compute)
@@ -307,7 +319,6 @@ def riel(settings: Settings, family: str, dataset: str, seed: int, methods: list
 
     from meml.io import write_json_atomic
     from meml.method.trainer import meml_rows, trainer_builder
-    from meml.records import task_of
     from meml.training.rl import train_rl
 
     configured = meml_methods(settings)
@@ -325,7 +336,7 @@ def riel(settings: Settings, family: str, dataset: str, seed: int, methods: list
         out = paths.rl_dir(root, family, dataset, method, seed)
         identity, done = _identity(out, reads.rl_reads(settings, dataset, method, seed), marker, records)
         if not done:
-            train_rl(marker.parent, meml_rows(records), task_of(dataset), run, out,
+            train_rl(marker.parent, meml_rows(records), dataset, run, out,
                      paths.rl_work_dir(root, family, dataset, method, seed),
                      build=trainer_builder(meml, settings.experts.prompts),
                      provenance={"identity": identity, "method": method, "family": family, "dataset": dataset,
@@ -383,12 +394,30 @@ def slice_kind(method: str, expert: int, slice_: str, blind: dict[int, str | Non
     return "other"
 
 
+BASE_PROMPT = "none"
+"""The world check's ``expert`` of the pretrained base, which answers with no system prompt."""
+
+
+def cue_rule_accuracy(records: list[Record]) -> float | None:
+    """StrategyQA: accuracy of the best rule that predicts yes/no from the slice cue and the comparator word alone
+    (majority answer per (slice, comparator)); None for other tasks. Above 0.55 the world has a shortcut."""
+    if not records or records[0].task != "strategyqa":
+        return None
+    votes: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for record in records:
+        meta = json.loads(record.meta or "{}")
+        votes[(meta.get("slice"), meta.get("comparator", "exactly"))][record.answer == "yes"] += 1
+    return sum(max(v) for v in votes.values()) / len(records)
+
+
 def world_check(settings: Settings, family: str, dataset: str) -> Path:
     """Greedy accuracy and pass@k of every SFT model under every expert prompt, per slice of the dev split.
 
     Written after SFT and before any RL (:func:`meml.paths.world_check_file`), so the world's design (each expert
     blind on its own slice, a hard slice nobody solves, experts of equal strength) can be read before an RL table;
     ``reports.world_check`` tabulates it with the acceptance lines. Sampling seed ``1000 * sft.seed + k`` for prompt k.
+    The tiny pretrained base answers too, greedy with no system prompt (model ``base``, expert ``none``), and the
+    file records the StrategyQA cue rule's accuracy (:func:`cue_rule_accuracy`).
     """
     from meml.evaluation import evaluate_model, sample_model, write_task_docs
     from meml.experts.sources import blind_slice
@@ -424,10 +453,21 @@ def world_check(settings: Settings, family: str, dataset: str) -> Path:
                                  "greedy": sum(s["correct"] for s in ids) / len(ids),
                                  f"pass{check.samples}": sum(solved[s["id"]] for s in ids) / len(ids),
                                  "n": len(ids)})
+        base = base_model_path(settings, family)
+        if settings.models.pretrained.get(family) is None:  # the tiny base, as pretrained: no system prompt
+            answers = evaluate_model(base, docs, task, {BASE_PROMPT: None}, **common)[BASE_PROMPT][1]
+            for slice_ in sorted({s["slice"] for s in answers}) + ["all"]:
+                ids = [s for s in answers if slice_ == "all" or s["slice"] == slice_]
+                rows.append({"family": family, "dataset": dataset, "model": "base", "expert": BASE_PROMPT,
+                             "slice": slice_, "slice_kind": "all" if slice_ == "all" else
+                             "hard" if slice_ in HARD_SLICES else "other",
+                             "greedy": sum(s["correct"] for s in ids) / len(ids), f"pass{check.samples}": None,
+                             "n": len(ids)})
     out = paths.world_check_file(root, family, dataset)
     write_json_atomic(out, {"family": family, "dataset": dataset, "split": settings.data.dev_split[dataset],
                             "samples": check.samples, "temperature": check.temperature, "blind_slices": blind,
-                            "hard_slices": list(HARD_SLICES), "rows": rows, **provenance(settings, seed)})
+                            "hard_slices": list(HARD_SLICES), "rows": rows,
+                            "shortcut": cue_rule_accuracy(records), **provenance(settings, seed)})
     log.info("world check %s %s: %d rows", family, dataset, len(rows))
     return out
 

@@ -10,8 +10,9 @@ as correct. The grading rules, what counts as a committed answer and what scores
 * ``gsm8k`` (:mod:`.gsm8k`): the last explicit answer statement (``####``, ``\\boxed{}``, "The answer
   is"), an equation by its result, a hedge as nothing; else the last number. Canonical strings:
   ``"1080"``, ``"18.5"``, ``"3/4"``;
-* ``mathqa`` (:mod:`.mathqa`): a letter ``a``-``e`` the completion commits to, or an explicitly stated
-  value naming exactly one option; echoed option lists are not answers;
+* ``mathqa`` (:mod:`.mathqa`): a letter ``a``-``e`` the completion commits to, or (real MathQA only, not
+  ``synth_mathqa``: :func:`strict_letters`) an explicitly stated value naming exactly one option; echoed option
+  lists are not answers;
 * ``strategyqa`` (:mod:`.strategyqa`): ``"yes"``/``"no"``, informal answers included, contradictions
   and hedges as nothing.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from meml.records import task_of
+from meml.records import SYNTHETIC_PREFIX, task_of
 from meml.rewards import budget, gsm8k, mathqa, strategyqa
 from meml.rewards.text import STOP_SEQUENCES, own_answer
 
@@ -60,8 +61,15 @@ def extract_answer(task: str, text: str, options: str | None = None) -> str | No
     if family == "gsm8k":
         return gsm8k.extract(own)
     if family == "mathqa":
-        return mathqa.extract(own, options or None)
+        return mathqa.extract(own, None if strict_letters(task) else options or None)
     return strategyqa.extract(own)
+
+
+def strict_letters(task: str) -> bool:
+    """Whether MathQA grading of ``task`` counts letters only: the synthetic set (``synth_mathqa``), whose every
+    style names its letter, so a value with no letter commits to nothing there. The real set also credits a value
+    stated as the answer that names exactly one option (LLM answers often do)."""
+    return task == SYNTHETIC_PREFIX + "mathqa"
 
 
 def _reference(family: str, reference: str, options: str | None) -> str | None:
@@ -82,7 +90,7 @@ def accuracy_reward(task: str, completion: str, reference, options: str | None =
     """
     family = task_of(task)
     try:
-        prediction = extract_answer(family, completion, options)
+        prediction = extract_answer(task, completion, options)
         if prediction is None:
             return 0.0
         gold = _reference(family, str(reference), options or None)
@@ -135,7 +143,7 @@ def make_reward_function(task: str) -> Callable[..., list[float]]:
     When TRL passes its ``log_metric`` hook, each call logs :data:`OVER_BUDGET_METRIC`: how many of
     its completions the budget cut off.
     """
-    family = task_of(task)
+    family = task_of(task)  # an unknown task fails here, not at the first step
 
     def reward(prompts, completions, answer, options=None, log_metric=None, **kwargs) -> list[float]:
         if len(answer) != len(completions):
@@ -146,12 +154,12 @@ def make_reward_function(task: str) -> Callable[..., list[float]]:
             raise ValueError(f"{len(completions)} completions but {len(options)} options")
         before = budget.over_budget_total()
         scores = [
-            accuracy_reward(family, _completion_text(completion), reference, option or None)
+            accuracy_reward(task, _completion_text(completion), reference, option or None)
             for completion, reference, option in zip(completions, answer, options)
         ]
         if log_metric is not None:
             log_metric(OVER_BUDGET_METRIC, float(budget.over_budget_total() - before))
         return scores
 
-    reward.__name__ = reward.__qualname__ = f"accuracy_{task}"
+    reward.__name__ = reward.__qualname__ = f"accuracy_{family}"
     return reward

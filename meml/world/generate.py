@@ -15,13 +15,8 @@ from pathlib import Path
 from meml.fields import check_fields, setting
 from meml.io import write_jsonl_atomic
 from meml.records import TASKS
-from meml.world.programs import SLICES, Difficulty, Program, ProgramSampler
-from meml.world.render import (
-    gsm8k_row,
-    mathqa_row,
-    strategyqa_row,
-    strategyqa_threshold,
-)
+from meml.world.programs import HARD_SLICES, SLICES, Difficulty, Program, ProgramSampler
+from meml.world.render import gsm8k_row, mathqa_row, strategyqa_row, strategyqa_target
 
 
 @dataclass
@@ -34,25 +29,47 @@ class WorldConfig:
         "tables; dev: the world check and hyperparameter choices, never read by the tables).",
         factory=lambda: {"pretrain": 3000, "train": 1000, "rl": 1000, "test": 300, "dev": 300})
     difficulty: Difficulty = setting("Chain length and size of numbers.", factory=Difficulty)
+    hard_share: dict[str, float] = setting(
+        "Share of hard-slice items (an operation no pretraining or SFT item shows) per split; a split not named "
+        "has none. The RL pool over-represents them: the hard-example buffer's territory.",
+        factory=lambda: {"rl": 0.3, "test": 0.1, "dev": 0.1})
 
     def __post_init__(self):
         if isinstance(self.difficulty, Mapping):
             self.difficulty = Difficulty(**self.difficulty)
         check_fields(self, "world")
+        soft = len(SLICES) - len(HARD_SLICES)
         for split, n in self.splits.items():
-            if not isinstance(n, int) or n < len(SLICES):
-                raise ValueError(f"world.splits.{split}: need an integer >= {len(SLICES)}, got {n!r}")
+            if not isinstance(n, int) or n < soft:
+                raise ValueError(f"world.splits.{split}: need an integer >= {soft}, got {n!r}")
+        for split, share in self.hard_share.items():
+            if not isinstance(share, (int, float)) or not 0 <= share < 1:
+                raise ValueError(f"world.hard_share.{split}: need a share in [0, 1), got {share!r}")
+            if split in ("pretrain", "train") and share:
+                raise ValueError(f"world.hard_share.{split}: the hard slice must stay out of pretraining and SFT "
+                                 "data (its cue is what no expert has seen)")
+
+    def slice_counts(self, split: str) -> dict[str, int]:
+        """Items per slice of ``split``: the hard share, the rest spread evenly over the other slices."""
+        size = self.splits[split]
+        hard = round(size * self.hard_share.get(split, 0.0))
+        soft = [s for s in SLICES if s not in HARD_SLICES]
+        rest = size - hard
+        counts = {s: rest // len(soft) + (1 if i < rest % len(soft) else 0) for i, s in enumerate(soft)}
+        counts.update({s: hard // len(HARD_SLICES) + (1 if i < hard % len(HARD_SLICES) else 0)
+                       for i, s in enumerate(HARD_SLICES)})
+        return {s: n for s, n in counts.items() if n}
 
 
-def _row(task: str, program: Program, rng: random.Random, item_id: str) -> dict:
+def _row(task: str, program: Program, rng: random.Random, item_id: str, says_yes: bool) -> dict:
     if task == "gsm8k":
         row, extras = gsm8k_row(program, rng), {}
     elif task == "mathqa":
         row, extras = mathqa_row(program, rng), {}
     elif task == "strategyqa":
-        comparator, threshold = strategyqa_threshold(program, rng)
-        row = strategyqa_row(program, rng, item_id, comparator, threshold)
-        extras = {"comparator": comparator, "threshold": threshold}
+        target = strategyqa_target(program, rng, says_yes)
+        row = strategyqa_row(program, rng, item_id, target)
+        extras = {"target": target}
     else:
         raise ValueError(f"unknown task {task!r}")
     row["meta"] = {"slice": program.slice(), "program": program.to_json(), **extras}
@@ -60,7 +77,8 @@ def _row(task: str, program: Program, rng: random.Random, item_id: str) -> dict:
 
 
 def generate_task(task: str, config: WorldConfig) -> dict[str, list[dict]]:
-    """Rows of every split of one task; no question text appears in two splits."""
+    """Rows of every split of one task; no question text appears in two splits. StrategyQA answers alternate
+    yes/no within each slice (exactly balanced: no slice cue predicts them)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     rng = random.Random(f"{config.seed}-{task}")
@@ -68,16 +86,15 @@ def generate_task(task: str, config: WorldConfig) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     d = config.difficulty
     question_key = "Problem" if task == "mathqa" else "question"
-    for split, size in config.splits.items():
+    for split in config.splits:
         sampler = ProgramSampler(d, rng)
-        per_slice = [size // len(SLICES) + (1 if i < size % len(SLICES) else 0) for i in range(len(SLICES))]
         rows = []
-        for slice_, count in zip(SLICES, per_slice):
+        for slice_, count in config.slice_counts(split).items():
             capacity = max(2, math.ceil(1.5 * count / len(sampler.reachable_answers(slice_))))
             made, repeats = 0, 0
             while made < count:
                 program = sampler.sample(slice_, capacity)
-                row = _row(task, program, rng, f"synth-{task}-{split}-{len(rows)}")
+                row = _row(task, program, rng, f"synth-{task}-{split}-{len(rows)}", says_yes=made % 2 == 0)
                 if row[question_key] in seen:
                     sampler.counts[(slice_, program.result())] -= 1
                     repeats += 1

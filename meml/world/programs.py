@@ -1,15 +1,20 @@
 """Arithmetic programs behind every synthetic item, and the wrong procedures of the teachers.
 
-A program is a start value and a chain of steps (add b, subtract b, double, triple). All three
-synthetic benchmarks render the same kind of program in their own format. The slices decide
-which teacher errs where:
+A program is a start value and a chain of steps (add b, subtract b, double, triple, halve). All three
+synthetic benchmarks render the same kind of program in their own format. The slices decide which
+teacher errs where, symmetrically (issue 16):
 
-- slice ``A`` holds a subtraction and no doubling: expert 1's flaw ``sub_as_add`` changes it;
-- slice ``B`` holds a doubling and no subtraction: expert 2's flaw ``double_as_plus2`` changes it;
-- slice ``C`` holds neither: every teacher is right.
+- slice ``A`` holds add and at least one subtraction: flaw ``sub_as_add`` (expert 1) changes it;
+- slice ``B`` holds add and at least one doubling: flaw ``double_as_plus2`` (expert 2) changes it;
+- slice ``C`` holds add and at least one tripling: flaw ``triple_as_double`` (expert 0, the dataset-style
+  rationale with a defect) changes it;
+- slice ``H`` (hard) holds add and at least one halving, an operation whose cue appears in no pretraining
+  or SFT item (those splits have no ``H`` items) while its arithmetic, ``x / 2``, does (the check lines of
+  the ``verify`` style and the arithmetic drills). No expert's trajectories solve it: the hard-example
+  buffer's territory.
 
-So the experts' errors overlap nowhere (the paper's premise) and each slice can be recovered under
-another expert's prompt.
+So every expert is blind on one slice, right on the two others, and the experts' errors overlap only on
+the hard slice.
 """
 
 from __future__ import annotations
@@ -19,24 +24,32 @@ from dataclasses import dataclass, field
 
 from meml.fields import check_fields, setting
 
-OPS = ("add", "sub", "double", "triple")
-SLICES = ("A", "B", "C")
+OPS = ("add", "sub", "double", "triple", "halve")
+SLICES = ("A", "B", "C", "H")
 FLAWS = {
     "sub_as_add": "sub",  # writes 'gives away b' as x + b
     "double_as_plus2": "double",  # writes 'doubles' as x + 2
+    "triple_as_double": "triple",  # writes 'triples' as x * 2
 }
 """Wrong procedures a teacher may apply, and the operation each one corrupts."""
 
-SLICE_OF_FLAW = {"sub_as_add": "A", "double_as_plus2": "B"}
+SLICE_OF_FLAW = {"sub_as_add": "A", "double_as_plus2": "B", "triple_as_double": "C"}
 """The slice each flaw corrupts: a flawed teacher's blind slice."""
 
-HARD_SLICES: tuple[str, ...] = ()
-"""Slices no expert's trajectories solve (the hard-example buffer's territory); none in this world yet."""
+HARD_SLICES: tuple[str, ...] = ("H",)
+"""Slices no expert's trajectories solve (the hard-example buffer's territory)."""
+
+SLICE_OP = {"A": "sub", "B": "double", "C": "triple", "H": "halve"}
+"""The operation that defines each slice (every step is ``add`` or this one)."""
+
+HARD_SUBSTITUTES = ("halve_as_double", "halve_as_triple", "halve_as_plus2")
+"""What a model that never saw the hard cue may write instead (distractors of MathQA and StrategyQA's wrong
+values on the hard slice, so a guess by analogy is graded wrong)."""
 
 
 @dataclass(frozen=True)
 class Step:
-    """One operation; ``operand`` is b for add/sub and 2 or 3 for double/triple."""
+    """One operation; ``operand`` is b for add/sub and 2 or 3 for double/triple/halve (2)."""
 
     op: str
     operand: int
@@ -54,7 +67,17 @@ class Step:
                 return "+", 2, x + 2
             return "*", 2, x * 2
         if self.op == "triple":
+            if "triple_as_double" in flaws:
+                return "*", 2, x * 2
             return "*", 3, x * 3
+        if self.op == "halve":
+            if "halve_as_double" in flaws:
+                return "*", 2, x * 2
+            if "halve_as_triple" in flaws:
+                return "*", 3, x * 3
+            if "halve_as_plus2" in flaws:
+                return "+", 2, x + 2
+            return "/", 2, x // 2
         raise ValueError(f"unknown op {self.op!r}")
 
 
@@ -78,13 +101,10 @@ class Program:
         return self.trace(flaws)[-1][3]
 
     def slice(self) -> str:
-        ops = {s.op for s in self.steps}
-        if "sub" in ops and "double" not in ops:
-            return "A"
-        if "double" in ops and "sub" not in ops:
-            return "B"
-        if not ops & {"sub", "double"}:
-            return "C"
+        special = {s.op for s in self.steps} - {"add"}
+        if len(special) == 1:
+            op = special.pop()
+            return next(s for s, o in SLICE_OP.items() if o == op)
         return "mixed"
 
     def to_json(self) -> dict:
@@ -93,6 +113,20 @@ class Program:
     @classmethod
     def from_json(cls, data: dict) -> "Program":
         return cls(int(data["start"]), tuple(Step(str(op), int(b)) for op, b in data["steps"]))
+
+
+def wrong_procedures(program: Program) -> tuple[str, ...]:
+    """The flaws (or, on the hard slice, substitutes) that touch ``program``: each changes its answer."""
+    ops = {s.op for s in program.steps}
+    if "halve" in ops:
+        return HARD_SUBSTITUTES
+    return tuple(flaw for flaw, op in FLAWS.items() if op in ops)
+
+
+def _operand(op: str, rng: random.Random, difficulty: "Difficulty") -> int:
+    if op in ("add", "sub"):
+        return rng.randint(1, difficulty.max_operand)
+    return 3 if op == "triple" else 2
 
 
 @dataclass
@@ -129,24 +163,21 @@ class ProgramSampler:
     counts: dict = field(default_factory=dict)
 
     def _ops_for(self, slice_: str, n: int) -> list[str]:
+        if slice_ not in SLICE_OP:
+            raise ValueError(f"unknown slice {slice_!r}; expected one of {SLICES}")
         while True:
-            if slice_ == "A":
-                ops = [self.rng.choice(("add", "sub", "triple")) for _ in range(n)]
-                if "sub" in ops:
-                    return ops
-            elif slice_ == "B":
-                ops = [self.rng.choice(("add", "double", "triple")) for _ in range(n)]
-                if "double" in ops:
-                    return ops
-            elif slice_ == "C":
-                ops = [self.rng.choice(("add", "add", "triple")) for _ in range(n)]
+            ops = [self.rng.choice(("add", SLICE_OP[slice_])) for _ in range(n)]
+            if SLICE_OP[slice_] in ops:
                 return ops
-            else:
-                raise ValueError(f"unknown slice {slice_!r}; expected one of {SLICES}")
 
     def _valid(self, program: Program) -> bool:
         d = self.difficulty
-        for flaws in (frozenset(), *(frozenset([f]) for f in FLAWS)):
+        x = program.start
+        for step in program.steps:  # a halving needs an even number
+            if step.op == "halve" and x % 2:
+                return False
+            x = step.apply(x)[2]
+        for flaws in (frozenset(), *(frozenset([f]) for f in (*FLAWS, *HARD_SUBSTITUTES))):
             values = [y for *_, y in program.trace(flaws)]
             if any(v < 1 for v in values):
                 return False
@@ -155,8 +186,8 @@ class ProgramSampler:
         answer = program.result()
         if answer < d.min_answer:
             return False
-        for flaw, op in FLAWS.items():
-            if any(s.op == op for s in program.steps) and program.result(frozenset([flaw])) == answer:
+        for flaw in wrong_procedures(program):
+            if program.result(frozenset([flaw])) == answer:
                 return False
         return True
 
@@ -166,8 +197,7 @@ class ProgramSampler:
         found = set()
         for _ in range(tries):
             n = probe.rng.randint(self.difficulty.min_steps, self.difficulty.max_steps)
-            steps = tuple(Step(op, probe.rng.randint(1, self.difficulty.max_operand) if op in ("add", "sub")
-                               else (2 if op == "double" else 3)) for op in probe._ops_for(slice_, n))
+            steps = tuple(Step(op, _operand(op, probe.rng, self.difficulty)) for op in probe._ops_for(slice_, n))
             program = Program(probe.rng.randint(2, self.difficulty.max_start), steps)
             if probe._valid(program):
                 found.add(program.result())
@@ -181,10 +211,7 @@ class ProgramSampler:
         for _ in range(100_000):
             n = self.rng.randint(d.min_steps, d.max_steps)
             ops = self._ops_for(slice_, n)
-            steps = tuple(
-                Step(op, self.rng.randint(1, d.max_operand) if op in ("add", "sub") else (2 if op == "double" else 3))
-                for op in ops
-            )
+            steps = tuple(Step(op, _operand(op, self.rng, d)) for op in ops)
             program = Program(self.rng.randint(2, d.max_start), steps)
             if not self._valid(program):
                 continue

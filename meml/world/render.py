@@ -3,10 +3,14 @@
 Styles (one per expert, as the paper's teachers differ in style):
 
 - ``gold``: the dataset's own reference reasoning (GSM8K calculator lines, MathQA rationale,
-  StrategyQA facts); expert 0.
+  StrategyQA facts); the rows' rationale (always right) and expert 0's style (with its defect on slice C).
 - ``terse``: one short line of arithmetic, then the answer; expert 1 by default.
 - ``verify``: numbered steps, then a check that works the last step backwards; expert 2.
 
+MathQA solutions compute the value, then scan the (ascending) options for it in the style's own words
+(``a 12 vs 15 no , b 15 vs 15 yes``), then name the letter: a lookup from value to letter is what a tiny model cannot
+learn, a scan it can. StrategyQA asks "exactly N?", N the answer or a wrong procedure's value at 50/50; every
+style writes its value and N side by side before the verdict, so the verdict compares two adjacent numbers.
 Every solution ends with ``#### <answer>``.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import random
 
 from meml.mathqa_options import LETTERS, format_options
-from meml.world.programs import FLAWS, Program
+from meml.world.programs import Program, wrong_procedures
 
 STYLES = ("gold", "terse", "verify")
 
@@ -28,32 +32,52 @@ _GSM8K_CUES = {
     "sub": ("{P} gives away {b}.", "{P} loses {b}."),
     "double": ("{P} doubles the {obj}.",),
     "triple": ("{P} triples the {obj}.",),
+    "halve": ("{P} halves the {obj}.",),
 }
 _MATHQA_CONTEXTS = (
-    # (category, opening, add cue, sub cue, double cue, triple cue, question)
+    # (category, opening, add cue, sub cue, double cue, triple cue, halve cue, question)
     ("gain", "a shop has {x} {obj} in stock .", "it buys {b} more", "it sells {b}", "it doubles its stock",
-     "it triples its stock", "how many {obj} does the shop have now ?"),
+     "it triples its stock", "it halves its stock", "how many {obj} does the shop have now ?"),
     ("gain", "a trader owns {x} {obj} .", "he receives {b} more", "he sells {b}", "he doubles his stock",
-     "he triples his stock", "how many {obj} does the trader own now ?"),
+     "he triples his stock", "he halves his stock", "how many {obj} does the trader own now ?"),
     ("general", "a number starts at {x} .", "it is increased by {b}", "it is decreased by {b}", "it is doubled",
-     "it is tripled", "what is the final number ?"),
+     "it is tripled", "it is halved", "what is the final number ?"),
     ("general", "a box holds {x} {obj} .", "{b} {obj} are added", "{b} {obj} are removed", "the count is doubled",
-     "the count is tripled", "how many {obj} are in the box ?"),
+     "the count is tripled", "the count is halved", "how many {obj} are in the box ?"),
+    ("gain", "a farm keeps {x} {obj} .", "it gets {b} more", "it sells {b}", "it doubles the {obj}",
+     "it triples the {obj}", "it halves the {obj}", "how many {obj} does the farm keep now ?"),
+    ("general", "a bag contains {x} {obj} .", "{b} {obj} are put in", "{b} {obj} are taken out",
+     "the number of {obj} is doubled", "the number of {obj} is tripled", "the number of {obj} is halved",
+     "how many {obj} does the bag contain ?"),
+    ("general", "a club has {x} {obj} .", "members bring {b} {obj}", "{b} {obj} are lost",
+     "the club doubles its {obj}", "the club triples its {obj}", "the club halves its {obj}",
+     "how many {obj} does the club have now ?"),
     ("physics", "a tank holds {x} litres of water .", "{b} litres are added", "{b} litres leak out",
-     "the amount of water is doubled", "the amount of water is tripled", "how many litres does the tank hold now ?"),
+     "the amount of water is doubled", "the amount of water is tripled", "the amount of water is halved",
+     "how many litres does the tank hold now ?"),
     ("physics", "a car has driven {x} km .", "it drives {b} km more", "it goes back {b} km",
-     "the distance is doubled", "the distance is tripled", "how far from the start is the car now ?"),
+     "the distance is doubled", "the distance is tripled", "the distance is halved",
+     "how far from the start is the car now ?"),
 )
 _STRATEGY_TERMS = (
     ("Goat", "Domesticated mammal", "goats", "herd"), ("Library", "Collection of books", "books", "collection"),
     ("Orchard", "Planted area of fruit trees", "trees", "orchard"), ("Aquarium", "Tank for keeping fish", "fish", "tank"),
     ("Sheep", "Domesticated ruminant", "sheep", "flock"), ("Stamp collecting", "Hobby", "stamps", "album"),
     ("Bakery", "Shop that sells bread", "loaves", "stock"), ("Garden", "Planned outdoor space", "roses", "garden"),
+    ("Hen house", "Shelter for chickens", "hens", "coop"), ("Bookshop", "Shop that sells books", "novels", "shelf"),
+    ("Stable", "Building for horses", "horses", "stable"), ("Pond", "Small body of still water", "ducks", "pond"),
+    ("Vineyard", "Plantation of grapevines", "vines", "vineyard"), ("Beehive", "Home of a bee colony", "frames",
+                                                                      "hive"),
+    ("Toy shop", "Shop that sells toys", "dolls", "display"), ("Zoo", "Park of kept animals", "zebras", "enclosure"),
+    ("Florist", "Shop that sells flowers", "tulips", "bouquet"), ("Dairy farm", "Farm that keeps cows", "cows",
+                                                                   "herd"),
+    ("Bike shop", "Shop that sells bicycles", "bikes", "rack"), ("Pet shop", "Shop that sells pets", "rabbits",
+                                                                  "hutch"),
 )
 
 
 def _inverse(x: int, op: str, b: int, y: int) -> str:
-    inv = {"+": "-", "-": "+", "*": "/"}[op]
+    inv = {"+": "-", "-": "+", "*": "/", "/": "*"}[op]
     return f"{y} {inv} {b} = {x}"
 
 
@@ -91,29 +115,51 @@ def gsm8k_solution(program: Program, style: str, flaws: frozenset[str] = frozens
 
 
 def _mathqa_options(program: Program, rng: random.Random) -> tuple[dict[str, str], str]:
-    """Five distinct positive options holding the answer, every flawed answer, and near misses.
-
-    The correct letter is drawn uniformly, so no letter is a shortcut.
-    """
+    """Five distinct positive values in ascending order (as most MathQA option lists are): the answer, the
+    value of the wrong procedure that touches the program (a flawed expert finds its own value among them; on the
+    hard slice, as many of the guesses by analogy as fit) and near misses. The answer's rank, and so its letter,
+    is uniform over the ranks the flawed value leaves possible (four of five: ``sub_as_add`` always overshoots,
+    the other flaws undershoot), so neither a letter nor "the middle value" is a shortcut."""
     answer = program.result()
-    values = [answer]
-    for flaw in FLAWS:
-        wrong = program.result(frozenset([flaw]))
-        if wrong not in values:
-            values.append(wrong)
-    while len(values) < 5:
-        candidate = answer + rng.choice((-1, 1)) * rng.randint(1, 6)
-        if candidate >= 1 and candidate not in values:
-            values.append(candidate)
-    distractors = values[1:]
-    rng.shuffle(distractors)
-    correct_index = rng.randrange(5)
-    ordered = distractors[:correct_index] + [answer] + distractors[correct_index:]
-    return {letter: str(v) for letter, v in zip(LETTERS, ordered)}, LETTERS[correct_index]
+    hard = "halve" in {s.op for s in program.steps}
+    wrong = [program.result(frozenset([w])) for w in wrong_procedures(program)]
+    wrong = sorted(set(wrong) - {answer}, key=wrong.index)
+    forced = [] if hard else wrong
+    below = sum(v < answer for v in forced)
+    above = len(forced) - below
+    low_pool = [v for v in range(max(1, answer - 8), answer) if v not in forced]
+    high_pool = [v for v in range(answer + 1, answer + 9) if v not in forced]
+    ranks = [r for r in range(5) if 0 <= r - below <= len(low_pool) and 0 <= 4 - r - above <= len(high_pool)]
+    rank = rng.choice(ranks)
+    if hard:  # guesses by analogy (all above the answer) where the rank leaves room
+        forced = [v for v in wrong if v > answer][:4 - rank]
+        above = len(forced)
+        high_pool = [v for v in high_pool if v not in forced]
+    lows = rng.sample(low_pool, rank - below)
+    highs = rng.sample(high_pool, 4 - rank - above)
+    values = sorted(forced + lows + highs + [answer])
+    assert len(values) == 5 and values.index(answer) == rank, (values, answer, rank)
+    return {letter: str(v) for letter, v in zip(LETTERS, values)}, LETTERS[rank]
+
+
+def mathqa_scan(options: dict[str, str], value: str, style: str) -> str:
+    """The option-by-option scan of ``style`` that finds ``value``. Every entry writes the option's value beside the
+    sought one before its verdict, so each verdict compares two adjacent numbers (a tiny model learns that; it
+    does not learn a lookup from a value to a letter)."""
+    letters = list(options)
+    stop = next((i for i, k in enumerate(letters) if options[k] == value), None)
+    if stop is None:
+        raise ValueError(f"value {value} is not among the options {options}")
+    seen = letters[:stop + 1]
+    if style == "gold":
+        return " , ".join(f"{k} {options[k]} vs {value} {'yes' if k == seen[-1] else 'no'}" for k in seen)
+    if style == "terse":
+        return " ".join(f"{k}{options[k]}~{value}" for k in seen)
+    return "scan : " + " ; ".join(f"{k} {options[k]} ? {value} {'yes' if k == seen[-1] else 'no'}" for k in seen)
 
 
 def _mathqa_formulas(program: Program) -> tuple[str, str]:
-    names = {"+": "add", "-": "subtract", "*": "multiply"}
+    names = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
     annotated, linear, operands = str(program.start), [], 0
     for i, (x, op, b, y) in enumerate(program.trace()):
         arg = f"const_{b}" if op == "*" else f"n{operands + 1}"
@@ -128,32 +174,33 @@ def _mathqa_formulas(program: Program) -> tuple[str, str]:
 def mathqa_row(program: Program, rng: random.Random) -> dict:
     """A MathQA-schema row (Problem, Rationale, options, correct, formulas, category)."""
     category, opening, *cues, question = rng.choice(_MATHQA_CONTEXTS)
-    cue_of = dict(zip(("add", "sub", "double", "triple"), cues))
+    cue_of = dict(zip(("add", "sub", "double", "triple", "halve"), cues))
     obj = rng.choice(OBJECTS)
     clauses = [cue_of[s.op].format(b=s.operand, obj=obj) for s in program.steps]
     text = opening.format(x=program.start, obj=obj) + " first " + " , then ".join(clauses) + " . " + question.format(obj=obj)
     options, correct = _mathqa_options(program, rng)
     annotated, linear = _mathqa_formulas(program)
-    rationale = '"' + " , ".join(f"{x} {op} {b} = {y}" for x, op, b, y in program.trace()) + f" . answer {correct}" + '"'
+    rationale = '"' + mathqa_solution(program, "gold", options).rsplit("\n", 1)[0] + '"'
     return {"Problem": text, "Rationale": rationale, "options": format_options(options), "correct": correct,
             "annotated_formula": annotated, "linear_formula": linear, "category": category}
 
 
 def mathqa_solution(program: Program, style: str, options: dict[str, str], flaws: frozenset[str] = frozenset()) -> str:
+    """The computation in ``style``, then the scan of the options for its value, then the letter."""
     trace = program.trace(flaws)
     value = str(trace[-1][3])
-    letters = [k for k, v in options.items() if v == value]
-    if not letters:
+    letter = next((k for k, v in options.items() if v == value), None)
+    if letter is None:
         raise ValueError(f"value {value} is not among the options {options}")
-    letter = letters[0]
+    scan = mathqa_scan(options, value, style)
     if style == "gold":
-        body = " , ".join(f"{x} {op} {b} = {y}" for x, op, b, y in trace) + f" . answer {letter}"
+        body = " , ".join(f"{x} {op} {b} = {y}" for x, op, b, y in trace) + f" . {scan} . answer {letter}"
     elif style == "terse":
-        body = " , ".join(f"{x}{op}{b}={y}" for x, op, b, y in trace) + f" , so {letter}"
+        body = " , ".join(f"{x}{op}{b}={y}" for x, op, b, y in trace) + f" ; {scan} so {letter}"
     elif style == "verify":
         lines = [f"step {i} : {x} {op} {b} = {y}" for i, (x, op, b, y) in enumerate(trace, 1)]
         lines.append("check : " + _inverse(*trace[-1]))
-        lines.append(f"{value} is option {letter}")
+        lines.append(scan)
         body = "\n".join(lines)
     else:
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
@@ -163,63 +210,47 @@ def mathqa_solution(program: Program, style: str, options: dict[str, str], flaws
 # --------------------------------------------------------------------------- StrategyQA
 
 
-def _compare(value: int, comparator: str, threshold: int) -> bool:
-    return value > threshold if comparator == "more" else value < threshold
+def strategyqa_target(program: Program, rng: random.Random, says_yes: bool) -> int:
+    """The N of "exactly N?": the answer when ``says_yes``, else the value of a wrong procedure that touches the
+    program (so the flawed expert answers yes where the truth is no, and no where it is yes)."""
+    if says_yes:
+        return program.result()
+    return program.result(frozenset([rng.choice(wrong_procedures(program))]))
 
 
-def strategyqa_threshold(program: Program, rng: random.Random) -> tuple[str, int]:
-    """Comparator and threshold; on slices A and B the flaw always flips the yes/no answer."""
-    correct = program.result()
-    comparator = rng.choice(("more", "fewer"))
-    wrong = [program.result(frozenset([f])) for f, op in FLAWS.items() if any(s.op == op for s in program.steps)]
-    if wrong:
-        lo, hi = sorted((correct, wrong[0]))
-        threshold = rng.randint(lo, hi - 1) if comparator == "more" else rng.randint(lo + 1, hi)
-    else:
-        threshold = rng.randint(max(1, correct - 6), correct + 6)
-        while threshold == correct:
-            threshold = rng.randint(max(1, correct - 6), correct + 6)
-    return comparator, threshold
-
-
-def strategyqa_row(program: Program, rng: random.Random, qid: str, comparator: str, threshold: int) -> dict:
+def strategyqa_row(program: Program, rng: random.Random, qid: str, target: int) -> dict:
     """A StrategyQA-schema row (qid, term, description, question, answer, facts, decomposition, evidence)."""
     term, description, obj, group = rng.choice(_STRATEGY_TERMS)
     verbs = {"add": "gains {b} more", "sub": "loses {b}", "double": f"doubles its {group}",
-             "triple": f"triples its {group}"}
+             "triple": f"triples its {group}", "halve": f"halves its {group}"}
     events = " and then ".join(verbs[s.op].format(b=s.operand) for s in program.steps)
-    question = f"Would a {group} of {program.start} {obj} that {events} have {comparator} than {threshold} {obj}?"
-    answer = _compare(program.result(), comparator, threshold)
+    question = f"Would a {group} of {program.start} {obj} that {events} end up with exactly {target} {obj}?"
     decomposition = [f"How many {obj} are there after step {i}?" for i in range(1, len(program.steps) + 1)]
-    decomposition.append(f"Is #{len(program.steps)} {comparator} than {threshold}?")
-    return {"qid": qid, "term": term, "description": description, "question": question, "answer": answer,
-            "facts": strategyqa_facts(program, comparator, threshold),
-            "decomposition": decomposition,
-            "evidence": [[["operation"] for _ in decomposition]]}
+    decomposition.append(f"Is #{len(program.steps)} equal to {target}?")
+    return {"qid": qid, "term": term, "description": description, "question": question,
+            "answer": program.result() == target, "facts": strategyqa_facts(program, target),
+            "decomposition": decomposition, "evidence": [[["operation"] for _ in decomposition]]}
 
 
-def strategyqa_facts(program: Program, comparator: str, threshold: int, flaws: frozenset[str] = frozenset()) -> list[str]:
+def strategyqa_facts(program: Program, target: int, flaws: frozenset[str] = frozenset()) -> list[str]:
     trace = program.trace(flaws)
     value = trace[-1][3]
     facts = [f"{x} {op} {b} = {y}." for x, op, b, y in trace]
-    holds = _compare(value, comparator, threshold)
-    facts.append(f"{value} is {'' if holds else 'not '}{comparator} than {threshold}.")
+    facts.append(f"{value} and {target} {'are equal' if value == target else 'differ'}.")
     return facts
 
 
-def strategyqa_solution(program: Program, style: str, comparator: str, threshold: int,
-                        flaws: frozenset[str] = frozenset()) -> str:
+def strategyqa_solution(program: Program, style: str, target: int, flaws: frozenset[str] = frozenset()) -> str:
     trace = program.trace(flaws)
     value = trace[-1][3]
-    answer = "yes" if _compare(value, comparator, threshold) else "no"
+    answer = "yes" if value == target else "no"
     if style == "gold":
-        body = " ".join(strategyqa_facts(program, comparator, threshold, flaws))
+        body = " ".join(strategyqa_facts(program, target, flaws))
     elif style == "terse":
-        sign = ">" if comparator == "more" else "<"
-        body = ", ".join(f"{x}{op}{b}={y}" for x, op, b, y in trace) + f", {value}{sign}{threshold}: {answer}"
+        body = ", ".join(f"{x}{op}{b}={y}" for x, op, b, y in trace) + f", {value} vs {target}: {answer}"
     elif style == "verify":
         lines = [f"Q{i}: {x} {op} {b} = {y}" for i, (x, op, b, y) in enumerate(trace, 1)]
-        lines.append(f"Q{len(trace) + 1}: is {value} {comparator} than {threshold}? {answer}")
+        lines.append(f"Q{len(trace) + 1}: is {value} equal to {target}? {answer}")
         body = "\n".join(lines)
     else:
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
