@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 def builders(settings) -> dict:
     """Name -> function(settings) writing that output, for the configured workflow."""
+    from reports.claims import write_claims
     from reports.figures import write_figure2, write_sparsity
     from reports.sweeps import write_sweeps
     from reports.table4 import write_table4
@@ -35,7 +36,7 @@ def builders(settings) -> dict:
         from reports.world_check import write_world_check
 
         out["world_check"] = write_world_check
-    return {**out, "figure2": write_figure2, "sparsity": write_sparsity}
+    return {**out, "figure2": write_figure2, "sparsity": write_sparsity, "claims": write_claims}
 
 
 def rebuild(settings, only: list[str] | None = None) -> list[Path]:

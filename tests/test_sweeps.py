@@ -138,7 +138,7 @@ def test_reports_rebuild_names_unknown_outputs_and_builds_sweeps_in_sweep_mode()
     from reports.build import builders, rebuild
 
     assert list(builders(load_settings())) == ["table4", "table5", "table6", "complementarity", "world_check", "figure2",
-                                             "sparsity"]
+                                             "sparsity", "claims"]
     assert list(builders(_config(meml__lambda1=[0.0, 1.0]))) == ["sweeps"]
     with pytest.raises(ValueError, match=r"unknown output\(s\) \['table9'\]"):
         rebuild(load_settings(), ["table9"])

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reports", help="rebuild every table and figure from the results already there (seconds)")
     _add_config(p)
     p.add_argument("--only", nargs="+", help="outputs to rebuild (table4 table5 table6 complementarity world_check "
-                                             "figure2 sparsity, or sweeps)")
+                                             "figure2 sparsity claims, or sweeps)")
     return parser
 
 

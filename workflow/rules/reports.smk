@@ -79,6 +79,29 @@ rule sparsity:
         "{MEML} figures {CFG} --only sparsity > {log} 2>&1"
 
 
+def claims_outputs():
+    """The claims table (Markdown, in the HTML report's Claims section, and CSV); none in a sweep."""
+    return [] if SWEEP else [f"{RESULTS}/tables/claims.{ext}" for ext in ("md", "csv")]
+
+
+if not SWEEP:
+
+    localrules:
+        claims,
+
+    rule claims:
+        input:
+            all_eval_outputs(),
+            rl_runs(),
+        output:
+            [report(f, caption="../report/claims.rst", category="Claims") if f.endswith(".md") else f
+             for f in claims_outputs()],
+        log:
+            f"{RESULTS}/logs/claims.log",
+        shell:
+            "{MEML} reports {CFG} --only claims > {log} 2>&1"
+
+
 def sweep_outputs():
     """The sweep table and, per swept option, its table and plot (none without a sweep)."""
     from meml.sweeps import output_files
@@ -112,4 +135,5 @@ def final_outputs():
     out += complementarity_outputs()
     out += world_check_outputs()
     out += [f"{RESULTS}/figures/figure2.png", f"{RESULTS}/figures/sparsity.png"]
+    out += claims_outputs()
     return out
