@@ -49,7 +49,7 @@ def test_the_defaults_are_the_tiny_setting_and_default_yaml_lists_nothing_else()
     assert load_settings() == Settings()
     s = Settings()
     assert (s.rl.steps, s.rl.learning_rate, s.sft.steps, s.meml.lambda1, s.models.pretrain.steps) == (15, 1e-4, 150,
-                                                                                                      1.0, 900)
+                                                                                                      1.0, 1200)
 
 
 @pytest.mark.parametrize("name", ["default", "paper", "quick", "rl_all_starts", "sweep_lambda"])
@@ -143,8 +143,8 @@ def test_per_family_model_changes_apply_to_that_family_only():
     assert models.tiny_for("llama").num_layers == models.tiny.num_layers  # unchanged keys keep the shared value
     assert reads.pretrain_reads(settings, "llama") != reads.pretrain_reads(settings, "qwen2")
     assert reads.tiny_reads(settings, "qwen2") == reads.tiny_reads(load_settings(), "qwen2")  # qwen2 is not rebuilt
-    default = load_settings().models  # the default's weaker second base: Llama pretrained for 2/3 of Qwen's steps
-    assert (default.pretrain_for("llama").steps, default.pretrain_for("qwen2").steps) == (800, 1200)
+    default = load_settings().models  # the default weaker second base: Llama pretrained for 5/6 of Qwen steps
+    assert (default.pretrain_for("llama").steps, default.pretrain_for("qwen2").steps) == (1000, 1200)
 
 
 @pytest.mark.parametrize("by_family, message", [

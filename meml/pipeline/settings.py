@@ -144,9 +144,9 @@ class ModelsSettings:
     tiny: TinyModelConfig = setting("Shape of the tiny models.", factory=TinyModelConfig)
     pretrain: PretrainSettings = setting("Pretraining of the tiny models.", factory=PretrainSettings)
     by_family: dict[str, dict] = setting(
-        "Per-family changes to `tiny` and `pretrain`: the default pretrains the tiny Llama for two thirds of Qwen's "
+        "Per-family changes to `tiny` and `pretrain`: the default pretrains the tiny Llama for 5/6 of Qwen's "
         "steps, a weaker second base as the paper's Llama-3.2-1B against Qwen2.5-Math-1.5B (e.g. {llama: {tiny: "
-        "{hidden_size: 64}}} for a smaller one instead).", factory=lambda: {"llama": {"pretrain": {"steps": 800}}})
+        "{hidden_size: 64}}} for a smaller one instead).", factory=lambda: {"llama": {"pretrain": {"steps": 1000}}})
 
     def __post_init__(self):
         if len(set(self.families)) != len(self.families):
