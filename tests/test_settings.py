@@ -70,7 +70,7 @@ def test_algorithm_presets_fill_only_what_is_not_set():
     s = settings_from_config({"rl": {"epsilon_high": 0.3, "algorithms": {"DAPO": {"max_sampling_rounds": 5}}}})
     dapo, grpo, dr = s.rl.run("DAPO", seed=4, threads=2), s.rl.run("GRPO"), s.rl.run("Dr.GRPO")
     assert (dapo.loss_type, dapo.epsilon_high, dapo.overlong_buffer_length, dapo.max_sampling_rounds) == (
-        "dapo", 0.3, 19, 5)  # 19 = 96 // 5: DAPO's soft-punishment buffer is a fifth of the maximum length
+        "dapo", 0.3, 25, 5)  # 25 = 128 // 5: DAPO's soft-punishment buffer is a fifth of the maximum length
     assert (dapo.seed, dapo.threads, dapo.dynamic_sampling, dapo.mask_truncated_completions) == (4, 2, True, True)
     assert (grpo.loss_type, grpo.scale_rewards, grpo.overlong_buffer_length, grpo.max_sampling_rounds) == (
         "grpo", "group", 0, 3)

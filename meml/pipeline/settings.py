@@ -241,7 +241,7 @@ class MEMLSettings(MEMLConfig):
 class EvalSettings:
     """Evaluation through lm-eval (greedy decoding)."""
 
-    max_new_tokens: int = setting("Longest answer generated.", 96, ge=1)
+    max_new_tokens: int = setting("Longest answer generated.", 128, ge=1)
     batch_size: int = setting("Questions per generation batch (HF backend).", 150, ge=1)
     decoder: Literal["auto", "fast", "hf"] = setting(
         "Generation of the HF backend (evaluation and complementarity sampling): 'fast' runs meml.tiny.decoder "

@@ -44,7 +44,7 @@ class RLConfig:
         "rows being (question, expert prompt) pairs (MEML-GRPO: questions). The paper: 1.", None, gt=0)
     prompts_per_step: int = setting("Prompts (groups) per optimizer step.", 6, ge=1)
     num_generations: int = setting("Completions sampled per prompt (the group size G).", 8, ge=2)
-    max_completion_length: int = setting("Maximum generated tokens per completion.", 96, ge=1)
+    max_completion_length: int = setting("Maximum generated tokens per completion.", 128, ge=1)
     temperature: float = setting("Sampling temperature of the rollouts.", 1.0, gt=0)
     decoder: Literal["auto", "fast", "exact", "trl"] = setting(
         "How rollouts are generated. 'fast': meml.tiny.decoder's KV-cached sampler (each distinct prompt prefilled "

@@ -8,7 +8,7 @@ Styles (one per expert, as the paper's teachers differ in style):
 - ``verify``: numbered steps, then a check that works the last step backwards; expert 2.
 
 MathQA solutions compute the value, then scan the (ascending) options for it in the style's own words
-(``a 12 vs 15 no , b 15 vs 15 yes``), then name the letter: a lookup from value to letter is what a tiny model cannot
+(``a ) 12 vs 15 no , b ) 15 vs 15 yes``), then name the letter: a lookup from value to letter is what a tiny model cannot
 learn, a scan it can. StrategyQA asks "exactly N?", N the answer or a wrong procedure's value at 50/50; every
 style writes its value and N side by side before the verdict, so the verdict compares two adjacent numbers.
 Every solution ends with ``#### <answer>``.
@@ -143,19 +143,21 @@ def _mathqa_options(program: Program, rng: random.Random) -> tuple[dict[str, str
 
 
 def mathqa_scan(options: dict[str, str], value: str, style: str) -> str:
-    """The option-by-option scan of ``style`` that finds ``value``. Every entry writes the option's value beside the
-    sought one before its verdict, so each verdict compares two adjacent numbers (a tiny model learns that; it
-    does not learn a lookup from a value to a letter)."""
+    """The option-by-option scan of ``style`` that finds ``value``. Every entry copies the option as the question
+    writes it (``b ) 15``: the label pair, not a bare letter, points back at its value; the letter alone also
+    occurs in the question's words) and writes the sought value beside it before its verdict, so each verdict
+    compares two adjacent numbers (a tiny model learns that; it does not learn a lookup from a value to a
+    letter)."""
     letters = list(options)
     stop = next((i for i, k in enumerate(letters) if options[k] == value), None)
     if stop is None:
         raise ValueError(f"value {value} is not among the options {options}")
     seen = letters[:stop + 1]
     if style == "gold":
-        return " , ".join(f"{k} {options[k]} vs {value} {'yes' if k == seen[-1] else 'no'}" for k in seen)
+        return " , ".join(f"{k} ) {options[k]} vs {value} {'yes' if k == seen[-1] else 'no'}" for k in seen)
     if style == "terse":
-        return " ".join(f"{k}{options[k]}~{value}" for k in seen)
-    return "scan : " + " ; ".join(f"{k} {options[k]} ? {value} {'yes' if k == seen[-1] else 'no'}" for k in seen)
+        return " ".join(f"{k} ) {options[k]}~{value}" for k in seen)
+    return "scan : " + " ; ".join(f"{k} ) {options[k]} ? {value} {'yes' if k == seen[-1] else 'no'}" for k in seen)
 
 
 def _mathqa_formulas(program: Program) -> tuple[str, str]:
