@@ -130,3 +130,29 @@ def test_private_trl_modules_are_imported_only_through_trl_compat():
     pattern = re.compile(r"^\s*(from trl\.trainer[\w.]* import|import trl\.trainer)", re.MULTILINE)
     offenders = [str(p.relative_to(REPO)) for p, text in _project_trainer_sources().items() if pattern.search(text)]
     assert not offenders, f"import private TRL functions through meml.training.trl_compat: {offenders}"
+
+
+def test_checkpointing_field_follows_the_installed_transformers():
+    """transformers >= 5.23 names it activation_checkpointing; the GPU pin set's 5.17 only has gradient_checkpointing."""
+    import dataclasses
+
+    from meml.training.trl_compat import TRLSurfaceError, checkpointing_field
+
+    @dataclasses.dataclass
+    class Old:
+        gradient_checkpointing: bool = False
+
+    @dataclasses.dataclass
+    class New:
+        activation_checkpointing: bool = False
+        gradient_checkpointing: bool | None = None  # the deprecated alias
+
+    @dataclasses.dataclass
+    class Neither:
+        bf16: bool = False
+
+    assert checkpointing_field(Old) == "gradient_checkpointing"
+    assert checkpointing_field(New) == "activation_checkpointing"
+    assert checkpointing_field() == "activation_checkpointing"  # the installed 5.24
+    with pytest.raises(TRLSurfaceError, match="neither"):
+        checkpointing_field(Neither)

@@ -84,8 +84,9 @@ class ComputeConfig:
 
     def trainer_args(self) -> dict:
         """Keyword arguments of TRL's ``SFTConfig`` and ``GRPOConfig`` for this hardware."""
-        return {"use_cpu": self.device == "cpu", "bf16": self.bf16,
-                "activation_checkpointing": self.gradient_checkpointing}
+        from meml.training.trl_compat import checkpointing_field
+
+        return {"use_cpu": self.device == "cpu", "bf16": self.bf16, checkpointing_field(): self.gradient_checkpointing}
 
     def grpo_args(self) -> dict:
         """Extra ``GRPOConfig`` arguments: TRL's vLLM integration when ``vllm_rollouts``."""

@@ -234,3 +234,22 @@ def _private(owner: str, name: str):
 def pad(tensors, padding_value=0, padding_side="right"):
     """``trl.trainer.utils.pad``: stack 1-D tensors padded to one length on ``padding_side``."""
     return _private("trl.trainer.utils", "pad")(tensors, padding_value=padding_value, padding_side=padding_side)
+
+
+# --------------------------------------------------------------------------- fields that differ between versions
+
+
+def checkpointing_field(arguments_class=None) -> str:
+    """The ``TrainingArguments`` field that turns on activation checkpointing in the installed transformers:
+    ``activation_checkpointing`` from 5.23 (``gradient_checkpointing`` is its deprecated alias there, to be removed
+    in v6), ``gradient_checkpointing`` before (the GPU pin set's transformers 5.17, which vLLM 0.31 supports)."""
+    import dataclasses
+
+    if arguments_class is None:
+        from transformers import TrainingArguments as arguments_class
+    names = {f.name for f in dataclasses.fields(arguments_class)}
+    for name in ("activation_checkpointing", "gradient_checkpointing"):
+        if name in names:
+            return name
+    raise TRLSurfaceError(f"{arguments_class.__qualname__} has neither activation_checkpointing nor "
+                          "gradient_checkpointing; adapt meml.training.trl_compat.checkpointing_field")
