@@ -57,6 +57,31 @@ def test_smoke_reward(smoke):
     assert smoke.smoke_reward(None, ["a", "bb"]) == [0.0, 1.0]
 
 
+def test_vllm_on_fails_without_cuda_or_vllm(smoke, tmp_path, monkeypatch):
+    """--vllm on never degrades to the transformers backends: no CUDA, or vLLM not importable, is a failure."""
+    import builtins
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="--vllm on, but no CUDA"):
+        smoke.stage_setup({"vllm": "on", "eval_items": 7}, tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine without vLLM, seen from setup
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "a GPU")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    real_import = builtins.__import__
+
+    def no_vllm(name, *args, **kwargs):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("No module named 'vllm'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(RuntimeError, match="vLLM cannot be imported"):
+        smoke.stage_setup({"vllm": "on", "eval_items": 7}, tmp_path)
+
+
 def test_setup_stage_on_cpu(smoke, tmp_path, monkeypatch):
     """The setup stage in-process (no training, no subprocess): CPU mode, world and tiny model written."""
     import torch
