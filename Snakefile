@@ -48,12 +48,8 @@ include: "workflow/rules/reports.smk"
 localrules:
     all,
     table4,
-    table5,
-    table6,
-    complementarity,
     figure2,
     sparsity,
-    sweeps,
 
 
 rule all:

@@ -109,6 +109,7 @@ def test_dry_run_lists_the_plan(tmp_path):
                         ("table4", 1), ("table5", 1), ("table6", 1), ("sample", 6), ("complementarity", 1),
                         ("world_check", 6), ("world_check_table", 1), ("figure2", 1), ("sparsity", 1)):
         assert f"{rule} " in out and any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
+    assert "localrules directive" not in out  # every rule named local exists in this configuration
 
 
 @pytest.mark.slow
@@ -308,6 +309,7 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
                         ("sample", 6), ("complementarity", 1), ("table4", 1), ("table5", 1), ("table6", 1),
                         ("figure2", 1), ("sparsity", 1)):
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
+    assert "localrules directive" not in out  # no local rule that this configuration does not define
     for rule in ("make_world", "build_tiny", "pretrain", "world_check"):  # hub models and datasets: nothing tiny
         assert not any(line.split()[:1] == [rule] for line in out.splitlines()), rule
     launch = '-m accelerate.commands.launch --config_file "workflow/accelerate/ddp.yaml" --num_processes 8 -m meml'
@@ -328,6 +330,9 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
 def test_slurm_profile_sizes_jobs_from_the_rule_resources(tmp_path):
     profile = yaml.safe_load((REPO_ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["default-resources"]["tasks_per_gpu"] == 0
+    assert profile["default-resources"]["nodes"] == 1  # 8 GPUs of one job never split over nodes
+    paper = (REPO_ROOT / "workflow" / "config" / "paper.yaml").read_text()
+    assert "snakemake --cores all --resources gpu=8 --configfile workflow/config/paper.yaml" in paper  # one node
     from importlib.util import find_spec
 
     if find_spec("snakemake_executor_plugin_slurm") is None:

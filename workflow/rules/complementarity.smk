@@ -37,6 +37,9 @@ if COMPLEMENTARITY_EXPERTS:
         shell:
             "{MEML} sample {CFG} --family {wildcards.family} --dataset {wildcards.dataset} > {log} 2>&1"
 
+    localrules:
+        complementarity,
+
     rule complementarity:
         input:
             [f for fam in FAMILIES for d in DATASETS for f in sampled_outputs(fam, d)],

@@ -24,6 +24,9 @@ rule table4:
 
 if MEML_METHODS and not SWEEP:
 
+    localrules:
+        table5,
+
     rule table5:
         input:
             [f for fam in FAMILIES for d in DATASETS for s in SEEDS for f in meml_eval_outputs(fam, d, s)],
@@ -36,6 +39,9 @@ if MEML_METHODS and not SWEEP:
 
 
 if TABLE6_METHODS and not SWEEP:
+
+    localrules:
+        table6,
 
     rule table6:
         input:
@@ -110,6 +116,9 @@ def sweep_outputs():
 
 
 if SWEEP:
+
+    localrules:
+        sweeps,
 
     rule sweeps:
         input:
