@@ -110,6 +110,51 @@ def decoder_lm_class():
     return DecoderHFLM
 
 
+def seeded_per_request(sampling_params: Sequence, base_seed: int) -> list:
+    """Each sampled request its own seed, ``base_seed * 1_000_003 + index``, unless it already has one.
+
+    lm-eval's vLLM backend sends a document's ``repeats`` as identical requests and, with data parallelism, deals
+    them out one per engine copy, each copy seeded alike: without a seed per request the "sampled runs" of the
+    complementarity analysis would be copies of one another. Greedy requests (temperature 0) are left as they are.
+    """
+    out = []
+    for index, params in enumerate(sampling_params):
+        if getattr(params, "temperature", 0) and getattr(params, "seed", None) is None:
+            params = params.clone()
+            params.seed = base_seed * 1_000_003 + index
+        out.append(params)
+    return out
+
+
+_VLLM_GENERATE_PARAMS = ("self", "requests", "generate", "sampling_params")
+
+
+@functools.lru_cache(maxsize=1)
+def seeded_vllm_class():
+    """lm-eval's ``VLLM`` whose ``_model_generate`` gives every sampled request its own seed
+    (:func:`seeded_per_request`), so sampled runs differ on any number of GPUs."""
+    import inspect
+
+    from lm_eval.models.vllm_causallms import VLLM
+
+    found = tuple(inspect.signature(VLLM._model_generate).parameters)
+    if found[:len(_VLLM_GENERATE_PARAMS)] != _VLLM_GENERATE_PARAMS:
+        raise RuntimeError(f"lm_eval's VLLM._model_generate takes {found}, not {_VLLM_GENERATE_PARAMS}: this lm-eval "
+                           "version is not supported (meml/evaluation.py seeded_vllm_class)")
+
+    class SeededVLLM(VLLM):
+        sampling_seed = 0
+
+        def _model_generate(self, requests, generate=False, sampling_params=None):
+            if generate and sampling_params is not None:
+                if not isinstance(sampling_params, list):
+                    sampling_params = [sampling_params] * len(requests)
+                sampling_params = seeded_per_request(sampling_params, self.sampling_seed)
+            return super()._model_generate(requests, generate, sampling_params)
+
+    return SeededVLLM
+
+
 def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0, decoder: str = "auto"):
     """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``.
 
@@ -123,13 +168,14 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
 
         if find_spec("vllm") is None:
             raise ImportError("compute.eval_backend is vllm but vllm is not installed: pip install 'meml-grpo[gpu]'")
-        from lm_eval.models.vllm_causallms import VLLM
-
         # every GPU the job declares: tensor parallel inside a replica, data parallel (lm-eval's ray actors) across
         data_parallel = max(1, compute.gpus_per_eval_job // compute.vllm.tensor_parallel_size)
-        return VLLM(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto", seed=seed,
-                    gpu_memory_utilization=0.8, tensor_parallel_size=compute.vllm.tensor_parallel_size,
-                    data_parallel_size=data_parallel)
+        lm = seeded_vllm_class()(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto",
+                                 seed=seed, gpu_memory_utilization=0.8,
+                                 tensor_parallel_size=compute.vllm.tensor_parallel_size,
+                                 data_parallel_size=data_parallel)
+        lm.sampling_seed = seed
+        return lm
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=str(model_path), batch_size=batch_size, device=compute.device, dtype=compute.eval_dtype())

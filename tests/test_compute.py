@@ -14,6 +14,7 @@ from meml.fields import ConfigError
 from meml.pipeline.settings import load_settings, settings_from_config
 from meml.training.compute import ComputeConfig, VLLMConfig
 from meml.training.rl_config import RLConfig
+from meml.training.trl_compat import checkpointing_field
 from tests.conftest import REPO_ROOT
 
 PAPER_GPU = {"device": "cuda", "precision": "bf16", "launcher": "accelerate", "accelerate_config": "a.yaml",
@@ -23,7 +24,7 @@ PAPER_GPU = {"device": "cuda", "precision": "bf16", "launcher": "accelerate", "a
 def test_defaults_are_one_cpu_process():
     compute = load_settings().compute
     assert compute == ComputeConfig() and compute.vllm == VLLMConfig()
-    assert compute.trainer_args() == {"use_cpu": True, "bf16": False, "activation_checkpointing": False}
+    assert compute.trainer_args() == {"use_cpu": True, "bf16": False, checkpointing_field(): False}
     assert compute.grpo_args() == {"use_vllm": False}
     assert compute.launch_command("py") == '"py" -m meml'
     assert compute.eval_dtype() == "float32"
@@ -35,7 +36,7 @@ def test_gpu_settings_translate_to_trl_and_accelerate():
         "meml": {"questions_per_step": 8}})  # whole questions on each of the 8 processes
     compute = settings.compute
     assert compute.vllm == VLLMConfig(rollouts=True, gpu_memory_utilization=0.4)
-    assert compute.trainer_args() == {"use_cpu": False, "bf16": True, "activation_checkpointing": True}
+    assert compute.trainer_args() == {"use_cpu": False, "bf16": True, checkpointing_field(): True}
     assert compute.grpo_args() == {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.4,
                                    "vllm_tensor_parallel_size": 1}
     assert compute.launch_command("py") == ('"py" -m accelerate.commands.launch --config_file "a.yaml" '
