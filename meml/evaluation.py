@@ -171,7 +171,8 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
         # every GPU the job declares: tensor parallel inside a replica, data parallel (lm-eval's ray actors) across
         data_parallel = max(1, compute.gpus_per_eval_job // compute.vllm.tensor_parallel_size)
         lm = seeded_vllm_class()(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto",
-                                 seed=seed, gpu_memory_utilization=0.8,
+                                 seed=seed, gpu_memory_utilization=compute.eval_gpu_memory_utilization,
+                                 max_model_len=compute.eval_max_model_len,
                                  tensor_parallel_size=compute.vllm.tensor_parallel_size,
                                  data_parallel_size=data_parallel)
         lm.sampling_seed = seed

@@ -235,6 +235,31 @@ def test_vllm_evaluation_needs_the_gpu_extra(tmp_path):
         load_lm(tmp_path, 8, ComputeConfig(device="cuda", eval_backend="vllm"))
 
 
+def test_vllm_evaluation_takes_memory_share_context_length_and_seed_from_compute(tmp_path, monkeypatch):
+    """The vLLM evaluation backend is sized by compute (not a hard-coded 0.8 and the model's 131k context) and seeds
+    its sampled requests per request (meml.evaluation.seeded_vllm_class; tests/test_vllm_sampling.py)."""
+    import importlib.util
+
+    import meml.evaluation as evaluation
+
+    made = {}
+
+    class FakeVLLM:
+        def __init__(self, **kwargs):
+            made.update(kwargs)
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else
+                        real_find_spec(name, *a))
+    monkeypatch.setattr(evaluation, "seeded_vllm_class", lambda: FakeVLLM)
+    compute = ComputeConfig(device="cuda", eval_backend="vllm", gpus_per_eval_job=8, eval_gpu_memory_utilization=0.6,
+                            eval_max_model_len=4096)
+    lm = evaluation.load_lm(tmp_path, 8, compute, seed=1002)
+    assert (made["gpu_memory_utilization"], made["max_model_len"], made["data_parallel_size"], made["seed"]) == (
+        0.6, 4096, 8, 1002)
+    assert lm.sampling_seed == 1002
+    assert ComputeConfig().eval_max_model_len == 8192 and ComputeConfig().eval_gpu_memory_utilization == 0.8
+
 TORCHRUN_SCRIPT = """
 import json, sys
 from baselines.rl import build_trainer, rl_rows

@@ -52,6 +52,11 @@ class ComputeConfig:
         "process paying the imports once; false: one job per method (long GPU runs, Slurm time limits).", True)
     vllm: VLLMConfig = setting("vLLM rollouts (TRL's integration).", factory=VLLMConfig)
     eval_backend: Literal["hf", "vllm"] = setting("lm-eval backend of evaluation and sampling: hf or vllm.", "hf")
+    eval_gpu_memory_utilization: float = setting("Share of each GPU the vLLM evaluation backend may take (weights and "
+                                                 "KV cache).", 0.8, gt=0, le=1)
+    eval_max_model_len: int | None = setting(
+        "Longest prompt plus answer the vLLM evaluation backend sizes its KV cache for; null: the model's own "
+        "(Llama-3.2-1B: 131,072 tokens, a cache far larger than any benchmark answer needs).", 8192, ge=1)
     gpus_per_job: int = setting("GPUs a training job declares to Snakemake (`resources: gpu`).", 0, ge=0)
     gpus_per_eval_job: int = setting("GPUs an evaluation or sampling job declares; the vLLM backend uses them all "
                                      "(data parallel replicas of `vllm.tensor_parallel_size` GPUs).", 0, ge=0)
