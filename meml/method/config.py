@@ -48,8 +48,8 @@ class MEMLConfig:
     buffer_probability: Literal["k_over_g", "always"] = setting(
         "'k_over_g': an offered item enters with probability K/G (Eq. 10); 'always'.", "k_over_g")
     buffer_capacity: int = setting("Buffer size B: when it holds B items, one SFT update on them, then it is "
-                                   "emptied (64 reported for 1.5B models and a full dataset; 4 here, so a 15-step "
-                                   "run fills it about 8 times: docs/method.md).", 4, ge=1)
+                                   "emptied (64 reported for 1.5B models and a full dataset; 4 here: a 15-step run "
+                                   "fills it 4-8 times on GSM8K and MathQA, docs/method.md).", 4, ge=1)
     buffer_update: Literal["joint", "separate"] = setting(
         "How a full buffer is fitted: 'joint' adds lambda2 x its NLL to the loss of the step in which it fills (one "
         "optimizer step at the RL learning rate); 'separate' takes its own AdamW step on lambda2 x its NLL at "

@@ -394,6 +394,15 @@ def slice_kind(method: str, expert: int, slice_: str, blind: dict[int, str | Non
     return "other"
 
 
+def _per_slice(answers: list[dict], solved: dict[str, float] | None, k: int):
+    """``(slice, {"greedy", "pass<k>", "n"})`` for every slice of greedy ``answers`` and for ``all``; pass@k from
+    ``solved`` (item id -> any of k samples right), None without samples."""
+    for slice_ in sorted({s["slice"] for s in answers}) + ["all"]:
+        ids = [s for s in answers if slice_ == "all" or s["slice"] == slice_]
+        passk = None if solved is None else sum(solved[s["id"]] for s in ids) / len(ids)
+        yield slice_, {"greedy": sum(s["correct"] for s in ids) / len(ids), f"pass{k}": passk, "n": len(ids)}
+
+
 BASE_PROMPT = "none"
 """The world check's ``expert`` of the pretrained base, which answers with no system prompt."""
 
@@ -445,24 +454,17 @@ def world_check(settings: Settings, family: str, dataset: str) -> Path:
                 sampled = sample_model(model, docs, task, prompt, check.samples, check.temperature,
                                        seed=1000 * seed + expert, **common)
                 solved = {r["id"]: float(any(r["correct"])) for r in sampled}
-                answers = greedy[expert][1]
-                for slice_ in sorted({s["slice"] for s in answers}) + ["all"]:
-                    ids = [s for s in answers if slice_ == "all" or s["slice"] == slice_]
+                for slice_, figures in _per_slice(greedy[expert][1], solved, check.samples):
                     rows.append({"family": family, "dataset": dataset, "model": method, "expert": expert,
                                  "slice": slice_, "slice_kind": slice_kind(method, expert, slice_, blind, HARD_SLICES),
-                                 "greedy": sum(s["correct"] for s in ids) / len(ids),
-                                 f"pass{check.samples}": sum(solved[s["id"]] for s in ids) / len(ids),
-                                 "n": len(ids)})
+                                 **figures})
         base = base_model_path(settings, family)
         if settings.models.pretrained.get(family) is None:  # the tiny base, as pretrained: no system prompt
             answers = evaluate_model(base, docs, task, {BASE_PROMPT: None}, **common)[BASE_PROMPT][1]
-            for slice_ in sorted({s["slice"] for s in answers}) + ["all"]:
-                ids = [s for s in answers if slice_ == "all" or s["slice"] == slice_]
+            for slice_, figures in _per_slice(answers, None, check.samples):
                 rows.append({"family": family, "dataset": dataset, "model": "base", "expert": BASE_PROMPT,
                              "slice": slice_, "slice_kind": "all" if slice_ == "all" else
-                             "hard" if slice_ in HARD_SLICES else "other",
-                             "greedy": sum(s["correct"] for s in ids) / len(ids), f"pass{check.samples}": None,
-                             "n": len(ids)})
+                             "hard" if slice_ in HARD_SLICES else "other", **figures})
     out = paths.world_check_file(root, family, dataset)
     write_json_atomic(out, {"family": family, "dataset": dataset, "split": settings.data.dev_split[dataset],
                             "samples": check.samples, "temperature": check.temperature, "blind_slices": blind,
