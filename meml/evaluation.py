@@ -110,51 +110,6 @@ def decoder_lm_class():
     return DecoderHFLM
 
 
-def seeded_per_request(sampling_params: Sequence, base_seed: int) -> list:
-    """Each sampled request its own seed, ``base_seed * 1_000_003 + index``, unless it already has one.
-
-    lm-eval's vLLM backend sends a document's ``repeats`` as identical requests and, with data parallelism, deals
-    them out one per engine copy, each copy seeded alike: without a seed per request the "sampled runs" of the
-    complementarity analysis would be copies of one another. Greedy requests (temperature 0) are left as they are.
-    """
-    out = []
-    for index, params in enumerate(sampling_params):
-        if getattr(params, "temperature", 0) and getattr(params, "seed", None) is None:
-            params = params.clone()
-            params.seed = base_seed * 1_000_003 + index
-        out.append(params)
-    return out
-
-
-_VLLM_GENERATE_PARAMS = ("self", "requests", "generate", "sampling_params")
-
-
-@functools.lru_cache(maxsize=1)
-def seeded_vllm_class():
-    """lm-eval's ``VLLM`` whose ``_model_generate`` gives every sampled request its own seed
-    (:func:`seeded_per_request`), so sampled runs differ on any number of GPUs."""
-    import inspect
-
-    from lm_eval.models.vllm_causallms import VLLM
-
-    found = tuple(inspect.signature(VLLM._model_generate).parameters)
-    if found[:len(_VLLM_GENERATE_PARAMS)] != _VLLM_GENERATE_PARAMS:
-        raise RuntimeError(f"lm_eval's VLLM._model_generate takes {found}, not {_VLLM_GENERATE_PARAMS}: this lm-eval "
-                           "version is not supported (meml/evaluation.py seeded_vllm_class)")
-
-    class SeededVLLM(VLLM):
-        sampling_seed = 0
-
-        def _model_generate(self, requests, generate=False, sampling_params=None):
-            if generate and sampling_params is not None:
-                if not isinstance(sampling_params, list):
-                    sampling_params = [sampling_params] * len(requests)
-                sampling_params = seeded_per_request(sampling_params, self.sampling_seed)
-            return super()._model_generate(requests, generate, sampling_params)
-
-    return SeededVLLM
-
-
 def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0, decoder: str = "auto"):
     """The lm-eval model of ``compute.eval_backend``: ``HFLM`` (default: CPU, fp32) or lm-eval's ``VLLM``.
 
@@ -166,15 +121,17 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
     if compute.eval_backend == "vllm":
         from importlib.util import find_spec
 
+        from meml.vllm_backend import vllm_lm_class
+
         if find_spec("vllm") is None:
             raise ImportError("compute.eval_backend is vllm but vllm is not installed: pip install 'meml-grpo[gpu]'")
-        # every GPU the job declares: tensor parallel inside a replica, data parallel (lm-eval's ray actors) across
+        # every GPU the job declares: tensor parallel inside a replica, data parallel (ray actors) across
         data_parallel = max(1, compute.gpus_per_eval_job // compute.vllm.tensor_parallel_size)
-        lm = seeded_vllm_class()(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto",
-                                 seed=seed, gpu_memory_utilization=compute.eval_gpu_memory_utilization,
-                                 max_model_len=compute.eval_max_model_len,
-                                 tensor_parallel_size=compute.vllm.tensor_parallel_size,
-                                 data_parallel_size=data_parallel)
+        lm = vllm_lm_class()(pretrained=str(model_path), dtype=compute.eval_dtype(), batch_size="auto",
+                             seed=seed, gpu_memory_utilization=compute.eval_gpu_memory_utilization,
+                             max_model_len=compute.eval_max_model_len,
+                             tensor_parallel_size=compute.vllm.tensor_parallel_size,
+                             data_parallel_size=data_parallel)
         lm.sampling_seed = seed
         return lm
     from lm_eval.models.huggingface import HFLM
@@ -192,6 +149,24 @@ def load_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0
     if not obstacle:
         lm.__class__ = decoder_lm_class()  # the same loaded model and tokenizer, generating through the decoder
     return lm
+
+
+@contextlib.contextmanager
+def loaded_lm(model_path: str | Path, batch_size: int, compute=None, seed: int = 0, decoder: str = "auto",
+              threads: int | None = None):
+    """:func:`load_lm` for the length of a ``with`` block (torch on ``threads`` CPU threads when given): one load
+    serves every prompt of a job, and the vLLM backend's data-parallel replicas are freed at the block's end."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    lm = load_lm(model_path, batch_size, compute, seed=seed, decoder=decoder)
+    try:
+        yield lm
+    finally:
+        close = getattr(lm, "close", None)
+        if callable(close):
+            close()
 
 
 @contextlib.contextmanager
@@ -215,17 +190,24 @@ def without_environment_report():
 def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str,
                    system_prompts: Mapping[int | str, str | None], max_new_tokens: int = 96, batch_size: int = 64,
                    threads: int = 1, compute=None, decoder: str = "auto") -> dict[int | str, tuple[dict, list[dict]]]:
-    """Greedy evaluation of one model under each inference expert prompt (None: no system message).
+    """Greedy evaluation of one model under each inference expert prompt (None: no system message), one load.
+
+    Returns ``{expert: (summary, samples)}`` (:func:`evaluate_prompts`).
+    """
+    with loaded_lm(model_path, batch_size, compute, decoder=decoder, threads=threads) as lm:
+        return evaluate_prompts(lm, docs_path, task_name, system_prompts, max_new_tokens)
+
+
+def evaluate_prompts(lm, docs_path: str | Path, task_name: str, system_prompts: Mapping[int | str, str | None],
+                     max_new_tokens: int = 96) -> dict[int | str, tuple[dict, list[dict]]]:
+    """Greedy evaluation of a loaded lm-eval model under each system prompt.
 
     Returns ``{expert: (summary, samples)}``: summary holds accuracy (overall and per slice) and
     lm-eval's own metric; samples hold one row per test item with the completion and its verdict.
     """
-    import torch
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    torch.set_num_threads(threads)
-    lm = load_lm(model_path, batch_size, compute, decoder=decoder)
     manager = TaskManager(include_defaults=False)
     out = {}
     for expert, prompt in system_prompts.items():
@@ -251,9 +233,8 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
                 "extracted": extract_answer(doc["task"], completion, doc["options"] or None),
                 "correct": float(s["exact_match"]),
             })
-        lm_eval_metric = results["results"][task_name].get("exact_match,none")
         summary = summarize(samples)
-        summary["lm_eval_exact_match"] = lm_eval_metric
+        summary["lm_eval_exact_match"] = results["results"][task_name].get("exact_match,none")
         summary["reward_over_budget"] = sum(budget_counts().values()) - cut_before  # answers the budget cut off
         summary["system_prompt"] = prompt
         out[expert] = (summary, samples)
@@ -264,23 +245,30 @@ def evaluate_model(model_path: str | Path, docs_path: str | Path, task_name: str
 def sample_model(model_path: str | Path, docs_path: str | Path, task_name: str, system_prompt: str, samples: int,
                  temperature: float, max_new_tokens: int = 96, batch_size: int = 64, threads: int = 1,
                  seed: int = 0, compute=None, decoder: str = "auto") -> list[dict]:
-    """``samples`` sampled completions per test item of one model under one system prompt.
+    """``samples`` sampled completions per test item of one model under one system prompt (:func:`sample_prompt`)."""
+    with loaded_lm(model_path, batch_size, compute, seed=seed, decoder=decoder, threads=threads) as lm:
+        return sample_prompt(lm, docs_path, task_name, system_prompt, samples, temperature, max_new_tokens, seed)
+
+
+def sample_prompt(lm, docs_path: str | Path, task_name: str, system_prompt: str | None, samples: int,
+                  temperature: float, max_new_tokens: int = 96, seed: int = 0) -> list[dict]:
+    """``samples`` sampled completions per test item of a loaded lm-eval model under one system prompt.
 
     lm-eval's task option ``repeats`` sends every document ``samples`` times; the HF backend samples
     each copy independently (``do_sample``, ``temperature``). lm-eval seeds Python, NumPy and torch
     from ``seed`` before it runs, so on CPU the same seed, model, documents and batch size give the
-    same completions. Each completion is scored with :func:`meml.rewards.accuracy_reward`.
+    same completions; the vLLM backend seeds every request from ``seed`` (:mod:`meml.vllm_backend`).
+    Each completion is scored with :func:`meml.rewards.accuracy_reward`.
     Returns one row per item in document order: ``{"id", "slice", "answer", "completions",
     "extracted", "correct"}`` with lists of length ``samples`` (correct: 0 or 1).
     """
-    import torch
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     if samples < 1:
         raise ValueError(f"sample_model: samples must be at least 1, got {samples}")
-    torch.set_num_threads(threads)
-    lm = load_lm(model_path, batch_size, compute, seed=seed, decoder=decoder)
+    if hasattr(lm, "sampling_seed"):
+        lm.sampling_seed = seed
     with without_environment_report():
         results = simple_evaluate(
             model=lm,

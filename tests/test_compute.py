@@ -237,10 +237,11 @@ def test_vllm_evaluation_needs_the_gpu_extra(tmp_path):
 
 def test_vllm_evaluation_takes_memory_share_context_length_and_seed_from_compute(tmp_path, monkeypatch):
     """The vLLM evaluation backend is sized by compute (not a hard-coded 0.8 and the model's 131k context) and seeds
-    its sampled requests per request (meml.evaluation.seeded_vllm_class; tests/test_vllm_sampling.py)."""
+    its sampled requests per request (meml.vllm_backend.vllm_lm_class; tests/test_vllm_sampling.py)."""
     import importlib.util
 
     import meml.evaluation as evaluation
+    import meml.vllm_backend as vllm_backend
 
     made = {}
 
@@ -251,7 +252,7 @@ def test_vllm_evaluation_takes_memory_share_context_length_and_seed_from_compute
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else
                         real_find_spec(name, *a))
-    monkeypatch.setattr(evaluation, "seeded_vllm_class", lambda: FakeVLLM)
+    monkeypatch.setattr(vllm_backend, "vllm_lm_class", lambda: FakeVLLM)
     compute = ComputeConfig(device="cuda", eval_backend="vllm", gpus_per_eval_job=8, eval_gpu_memory_utilization=0.6,
                             eval_max_model_len=4096)
     lm = evaluation.load_lm(tmp_path, 8, compute, seed=1002)

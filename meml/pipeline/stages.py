@@ -428,7 +428,7 @@ def world_check(settings: Settings, family: str, dataset: str) -> Path:
     The tiny pretrained base answers too, greedy with no system prompt (model ``base``, expert ``none``), and the
     file records the StrategyQA cue rule's accuracy (:func:`cue_rule_accuracy`).
     """
-    from meml.evaluation import evaluate_model, sample_model, write_task_docs
+    from meml.evaluation import evaluate_model, evaluate_prompts, loaded_lm, sample_prompt, write_task_docs
     from meml.experts.sources import blind_slice
     from meml.io import write_json_atomic
     from meml.world.programs import HARD_SLICES
@@ -449,15 +449,17 @@ def world_check(settings: Settings, family: str, dataset: str) -> Path:
             model = paths.model_dir(root, family, dataset, method, seed)
             if not (model / "run.json").exists():
                 raise FileNotFoundError(f"world_check: {method} model {model} is missing; run the sft stage first")
-            greedy = evaluate_model(model, docs, task, prompts, **common)
-            for expert, prompt in prompts.items():
-                sampled = sample_model(model, docs, task, prompt, check.samples, check.temperature,
-                                       seed=1000 * seed + expert, **common)
-                solved = {r["id"]: float(any(r["correct"])) for r in sampled}
-                for slice_, figures in _per_slice(greedy[expert][1], solved, check.samples):
-                    rows.append({"family": family, "dataset": dataset, "model": method, "expert": expert,
-                                 "slice": slice_, "slice_kind": slice_kind(method, expert, slice_, blind, HARD_SLICES),
-                                 **figures})
+            with loaded_lm(model, settings.eval.batch_size, settings.compute, decoder=settings.eval.decoder,
+                           threads=settings.threads_per_job) as lm:  # one load: greedy and sampled, every prompt
+                greedy = evaluate_prompts(lm, docs, task, prompts, settings.eval.max_new_tokens)
+                for expert, prompt in prompts.items():
+                    sampled = sample_prompt(lm, docs, task, prompt, check.samples, check.temperature,
+                                            settings.eval.max_new_tokens, seed=1000 * seed + expert)
+                    solved = {r["id"]: float(any(r["correct"])) for r in sampled}
+                    for slice_, figures in _per_slice(greedy[expert][1], solved, check.samples):
+                        rows.append({"family": family, "dataset": dataset, "model": method, "expert": expert,
+                                     "slice": slice_,
+                                     "slice_kind": slice_kind(method, expert, slice_, blind, HARD_SLICES), **figures})
         base = base_model_path(settings, family)
         if settings.models.pretrained.get(family) is None:  # the tiny base, as pretrained: no system prompt
             answers = evaluate_model(base, docs, task, {BASE_PROMPT: None}, **common)[BASE_PROMPT][1]
