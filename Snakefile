@@ -24,7 +24,8 @@ MEML = f'"{sys.executable}" -m meml'
 COMPUTE = SETTINGS.compute
 MEML_TRAIN = COMPUTE.launch_command(sys.executable)  # python -m meml, or accelerate launch (multi-GPU)
 TRAIN_RESOURCES = dict(gpu=COMPUTE.gpus_per_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
-EVAL_RESOURCES = dict(gpu=COMPUTE.gpus_per_eval_job, mem_mb=COMPUTE.mem_mb_per_job, runtime=COMPUTE.runtime_min_per_job)
+EVAL_RESOURCES = dict(gpu=COMPUTE.gpus_per_eval_job, mem_mb=COMPUTE.mem_mb_per_job,
+                      runtime=COMPUTE.runtime_min_per_eval_job)
 CFG = f"--config {CONFIG}"
 
 

@@ -20,14 +20,17 @@ from meml.data import read_jsonl
 from meml.experts.teachers import (
     TeacherError,
     ensure_answer_line,
+    make_teacher,
     read_cache,
     run_teacher,
     split_reasoning,
+    teacher_gpus,
 )
 from meml.fields import ConfigError
 from meml.pipeline import stages
 from meml.pipeline.settings import load_settings, settings_from_config, with_changes
 from meml.records import Record
+from meml.training.compute import ComputeConfig
 from tests.conftest import REPO_ROOT
 
 KEY_ENV = "MEML_TEST_TEACHER_KEY"
@@ -47,7 +50,7 @@ class FakeTeacher:
     ``replies`` maps a question to its default reply: a string (the content) or a message dict
     (``content``, ``reasoning_content``). ``script`` maps a question to actions consumed one per request
     before the default reply: ``{"status": 429, "headers": {...}}``, ``{"sleep": s}`` (then the reply),
-    ``"malformed"``. Every request is logged as ``(question, time, headers)``.
+    ``"malformed"``. Every request is logged as ``(question, time, headers)`` (header names in lower case).
     """
 
     def __init__(self, replies: dict, script: dict | None = None, delay: float = 0.0):
@@ -92,7 +95,7 @@ class FakeTeacher:
                 assert self.path == "/v1/chat/completions"
                 question = fake.question_of(request["messages"][-1]["content"])
                 with fake.lock:
-                    fake.requests.append((question, time.monotonic(), dict(self.headers)))
+                    fake.requests.append((question, time.monotonic(), {k.lower(): v for k, v in self.headers.items()}))
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                     actions = fake.script.get(question)
@@ -136,7 +139,7 @@ def _record(i, task, question, answer, options=""):
 
 def _spec(url, **extra):
     return {"kind": "openai", "base_url": url, "model": "fake-r1", "api_key_env": KEY_ENV, "max_concurrency": 4,
-            "max_retries": 3, "retry_base_s": 0.01, "timeout_s": 5, **extra}
+            "max_retries": 3, "timeout_s": 5, **extra}
 
 
 OPTIONS = "a ) 1 , b ) 2 , c ) 3 , d ) 4 , e ) 5"
@@ -203,7 +206,7 @@ def test_answers_are_normalised_and_cached(tmp_path):
     assert by_id["q6"]["completion"] == "I cannot say." and by_id["q6"]["correct"] == 0.0
     assert by_id["q0"]["model"] == "fake-r1" and by_id["q0"]["expert"] == 1
     assert by_id["q0"]["usage"]["total_tokens"] == 15
-    assert user["Authorization"] == "Bearer sk-test-123"
+    assert user["authorization"] == "Bearer sk-test-123"
 
 
 def test_default_prompt_and_request_fields(tmp_path):
@@ -219,7 +222,7 @@ def test_default_prompt_and_request_fields(tmp_path):
         run_teacher(_spec(fake.url, api_key_env=None, top_p=0.95, extra_body={"top_k": 20},
                           system_prompt="Be careful."), records, tmp_path / "c.jsonl", expert=2)
         headers = fake.requests[0][2]
-    assert "Authorization" not in headers
+    assert "authorization" not in headers
     assert "#### <letter>" in seen[0] and "(a, b, c, d or e)" in seen[0] and seen[0].endswith(records[0].question)
 
 
@@ -236,7 +239,7 @@ def test_reasoning_keep_prepends_it(tmp_path):
 def test_transient_failures_are_retried_and_client_errors_reported(tmp_path):
     questions = ["Q429?", "Q500?", "Qslow?", "Qbad?", "Q400?", "Qok?"]
     records = [_record(i, "gsm8k", q, "3") for i, q in enumerate(questions)]
-    script = {"Q429?": [{"status": 429, "headers": {"Retry-After": "0.6"}}], "Q500?": [{"status": 500}],
+    script = {"Q429?": [{"status": 429, "headers": {"Retry-After": "1.2"}}], "Q500?": [{"status": 500}],
               "Qslow?": [{"sleep": 1.5}], "Qbad?": ["malformed"], "Q400?": [{"status": 400}] * 5}
     cache = tmp_path / "c.jsonl"
     with FakeTeacher({q: "1 + 2 = 3\n#### 3" for q in questions}, script) as fake:
@@ -244,7 +247,7 @@ def test_transient_failures_are_retried_and_client_errors_reported(tmp_path):
             run_teacher(_spec(fake.url, timeout_s=0.5), records, cache, expert=1, rerun_hint="rerun it")
         assert "rerun it" in str(err.value)
         first, second = fake.asked("Q429?")
-        assert second - first >= 0.6  # Retry-After honoured (the backoff alone is ~0.01 s)
+        assert second - first >= 1.2  # Retry-After honoured (the backoff alone starts at 0.5 s x jitter 0.75-1)
         for question, count in (("Q500?", 2), ("Qslow?", 2), ("Qbad?", 2), ("Q400?", 1), ("Qok?", 1)):
             assert len(fake.asked(question)) == count, question
         assert sorted(read_cache(cache)) == ["q0", "q1", "q2", "q3", "q5"]
@@ -345,7 +348,11 @@ def test_config_accepts_teacher_kinds_and_names_their_keys():
              "experts.sources[1]: prompt_template must contain '{question}'"),
             (1, {"max_concurrency": 0}, "experts.sources.1.max_concurrency: 0 is less than the minimum of 1"),
             (2, {"dtype": "int4"}, "experts.sources.2.dtype: 'int4' is not one of"),
-            (0, {"colour": "red"}, "experts.sources.0: Additional properties are not allowed ('colour'")):
+            (0, {"colour": "red"}, "experts.sources.0: Additional properties are not allowed ('colour'"),
+            (1, {"retry_base_s": 1.0}, "experts.sources[1]: retry_base_s is no longer read: the openai client's own "
+                                       "backoff"),
+            (1, {"gpus": 2}, "experts.sources[1]: ['gpus'] do not apply to an openai source"),
+            (2, {"gpus": 0}, "experts.sources.2.gpus: 0 is less than the minimum of 1")):
         bad = copy.deepcopy(config)
         spec = bad["experts"]["sources"][index]
         spec.update(change)
@@ -354,6 +361,21 @@ def test_config_accepts_teacher_kinds_and_names_their_keys():
         with pytest.raises(ConfigError) as err:
             settings_from_config(bad, "my.yaml")
         assert str(err.value).startswith("my.yaml: ") and message in str(err.value)
+
+
+def test_teacher_jobs_declare_the_gpus_they_use():
+    cuda, cpu = ComputeConfig(device="cuda"), ComputeConfig()
+    assert teacher_gpus({"kind": "local", "model": "m"}, cuda) == 1  # one engine on one GPU by default
+    assert teacher_gpus({"kind": "local", "model": "m", "gpus": 4}, cuda) == 4  # vLLM tensor parallel over 4
+    assert teacher_gpus({"kind": "local", "model": "m", "gpus": 4}, cpu) == 0
+    assert teacher_gpus(_spec("https://api.deepseek.com/v1"), cuda) == 0  # an API teacher waits on the network
+
+
+def test_openai_teacher_needs_the_openai_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openai", None)
+    with pytest.raises(ImportError, match=r"experts.sources\[1\]: kind openai needs the openai package: "
+                                          r"pip install 'meml-grpo\[teachers\]'"):
+        make_teacher(_spec("http://127.0.0.1:9/v1"), "experts.sources[1]")
 
 
 def test_experts_stage_filters_teacher_answers(tmp_path, world_results):

@@ -316,7 +316,9 @@ def test_paper_config_dry_runs_offline_to_the_full_plan(tmp_path):
     for stage in ("sft", "rl", "riel"):
         assert f"{launch} {stage} --config" in out, stage
     assert "-m meml evaluate --config" in out and "-m meml teacher --config" in out
-    assert "gpu=8, runtime=2880" in out and "gpu=0, runtime=2880" in out  # training and eval: the node; teacher: none
+    # training: the node for 24 h (a common partition limit); evaluation: the node for 4 h; API teachers: no GPU
+    assert "gpu=8, runtime=1440" in out and "gpu=8, runtime=240" in out
+    assert "gpu=0, cpus_per_task=2, runtime=1440, mem_mb=4000" in out
     assert not (tmp_path / "config.yaml").exists()  # a dry run writes nothing (the jobs' config is written at start)
     config = load_settings(REPO_ROOT / "workflow" / "config" / "paper.yaml")
     assert config.setting == "paper" and config.models.pretrained["qwen2"] == "Qwen/Qwen2.5-Math-1.5B"

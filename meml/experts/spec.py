@@ -34,9 +34,12 @@ class ExpertSource:
     api_key_env: str | None = setting("openai: environment variable holding the API key (default OPENAI_API_KEY); "
                                       "null: send no key.", None)
     max_concurrency: int = setting("openai: requests in flight (default 8).", 8, ge=1)
-    max_retries: int = setting("openai: retries of a transient failure (default 5).", 5, ge=0)
-    retry_base_s: float = setting("openai: first backoff delay, doubled per retry (default 1).", 1.0, ge=0)
-    timeout_s: float = setting("openai: socket timeout per request (default 600).", 600.0, gt=0)
+    max_retries: int = setting("openai: retries of a transient failure: connection errors, timeouts, HTTP "
+                               "408/409/429/5xx (the openai client's, with backoff and Retry-After) and malformed "
+                               "replies (default 5).", 5, ge=0)
+    retry_base_s: float = setting("No longer read: the openai client's own backoff is used (0.5 s doubling to 8 s, "
+                                  "Retry-After honoured); remove the key.", 1.0)
+    timeout_s: float = setting("openai: timeout per request (default 600).", 600.0, gt=0)
     temperature: float | None = setting("Sampling temperature (default 0.6; local 0: greedy; openai null: not sent).",
                                         None, ge=0)
     top_p: float | None = setting("Nucleus sampling share.", None, gt=0, le=1)
@@ -51,4 +54,7 @@ class ExpertSource:
     backend: Literal["transformers", "vllm"] = setting("local: generation backend.", "transformers")
     batch_size: int = setting("local: questions per generation call (default 8).", 8, ge=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = setting("local: weights dtype.", "auto")
+    gpus: int = setting("local: GPUs the teacher job declares and uses (default 1): vLLM runs tensor parallel over "
+                        "them, transformers spreads the layers over them; declared only when compute.device is cuda.",
+                        1, ge=1)
     extra_body: dict[str, Any] = setting("openai: extra request fields, e.g. {top_k: 20}.", factory=dict)

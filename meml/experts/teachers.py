@@ -9,10 +9,11 @@ Doubao-1.5-thinking). ``meml teacher --dataset D --expert K`` runs the teacher c
 Two kinds of teacher:
 
 * ``kind: openai`` (:class:`OpenAITeacher`): any OpenAI-compatible ``/chat/completions`` endpoint
-  (DeepSeek, Doubao/Volcengine Ark, OpenRouter, a local ``vllm serve``). Requests run in a thread pool
-  of ``max_concurrency``; connection errors, timeouts, HTTP 408/429/5xx and malformed replies are
-  retried ``max_retries`` times with exponential backoff and jitter (a 429's ``Retry-After`` is
-  honoured); any other 4xx fails the question at once.
+  (DeepSeek, Doubao/Volcengine Ark, OpenRouter, a local ``vllm serve``), asked through the ``openai``
+  package (the ``teachers`` extra). Requests run in a thread pool of ``max_concurrency``; the client
+  retries connection errors, timeouts and HTTP 408/409/429/5xx ``max_retries`` times with exponential
+  backoff and jitter, honouring ``Retry-After``; a malformed reply is asked again up to ``max_retries``
+  times; any other 4xx fails the question at once.
 * ``kind: local`` (:class:`LocalTeacher`): a model folder or hub id generated in-process, with the
   model's chat template, by ``backend: transformers`` (batched ``generate``) or ``backend: vllm``.
 
@@ -39,17 +40,10 @@ not cached and are asked again by the next run.
 
 from __future__ import annotations
 
-import email.utils
-import http.client
 import json
 import logging
 import os
-import random
 import re
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -64,9 +58,9 @@ TEACHER_KINDS = ("openai", "local")
 _COMMON_KEYS = {"kind", "model", "temperature", "top_p", "max_tokens", "reasoning", "system_prompt",
                 "prompt_template"}
 _KIND_KEYS = {
-    "openai": _COMMON_KEYS | {"base_url", "api_key_env", "max_concurrency", "max_retries", "retry_base_s",
-                              "timeout_s", "extra_body"},
-    "local": _COMMON_KEYS | {"backend", "batch_size", "dtype"},
+    "openai": _COMMON_KEYS | {"base_url", "api_key_env", "max_concurrency", "max_retries", "timeout_s",
+                              "extra_body"},
+    "local": _COMMON_KEYS | {"backend", "batch_size", "dtype", "gpus"},
 }
 _REQUIRED = {"openai": ("base_url", "model"), "local": ("model",)}
 
@@ -74,7 +68,6 @@ DEFAULTS = {
     "api_key_env": "OPENAI_API_KEY",
     "max_concurrency": 8,
     "max_retries": 5,
-    "retry_base_s": 1.0,
     "timeout_s": 600.0,  # reasoning models may think for minutes before the first byte
     "temperature": 0.6,  # DeepSeek-R1's recommended sampling temperature; openai null: not sent
     "top_p": None,  # None: the server's / the model's default
@@ -85,10 +78,12 @@ DEFAULTS = {
     "backend": "transformers",
     "batch_size": 8,
     "dtype": "auto",
+    "gpus": 1,
     "extra_body": {},
 }
 LOCAL_MAX_TOKENS = 1024
-MAX_BACKOFF_S = 120.0
+_RETIRED_KEYS = {"retry_base_s": "the openai client's own backoff is used (0.5 s, doubling to 8 s, with jitter; "
+                                 "Retry-After honoured); remove the key"}
 
 DEFAULT_PROMPTS = {
     "gsm8k": "Solve the following math word problem step by step. End your answer with a final line of the "
@@ -112,6 +107,9 @@ def spec_problem(spec: Mapping) -> str | None:
     missing = [k for k in _REQUIRED[kind] if not spec.get(k)]
     if missing:
         return f"{source} needs {' and '.join(repr(k) for k in _REQUIRED[kind])} (missing {missing})"
+    retired = sorted(set(spec) & set(_RETIRED_KEYS))
+    if retired:
+        return f"{retired[0]} is no longer read: {_RETIRED_KEYS[retired[0]]}"
     foreign = sorted(set(spec) - _KIND_KEYS[kind])
     if foreign:
         return f"{foreign} do not apply to {source}"
@@ -196,47 +194,32 @@ class TeacherError(RuntimeError):
     """A question the teacher could not answer (after its retries, or at once for a client error)."""
 
 
-class _Retryable(TeacherError):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 # --------------------------------------------------------------------------- OpenAI-compatible endpoint
 
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds of a ``Retry-After`` header (delta seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
+RETRIED_STATUS = (408, 409, 429)
+"""HTTP statuses the ``openai`` client retries, besides every 5xx."""
 
 
-def _parse_reply(body: bytes) -> TeacherReply:
-    """A :class:`TeacherReply` from a ``/chat/completions`` JSON body; :class:`_Retryable` when malformed."""
+def _reply_of(completion) -> TeacherReply:
+    """A :class:`TeacherReply` from an ``openai`` ``ChatCompletion``; ValueError when it holds no message."""
     try:
-        data = json.loads(body)
-        choice = data["choices"][0]
-        message = choice["message"]
-        content = message.get("content") or ""
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if not isinstance(content, str) or not isinstance(reasoning, (str, type(None))):
-            raise TypeError("content/reasoning is not a string")
-        usage = data.get("usage")
-        return TeacherReply(content, reasoning, choice.get("finish_reason"), usage if isinstance(usage, dict) else None)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
-        raise _Retryable(f"malformed reply ({type(err).__name__}: {err}): {body[:200]!r}") from err
+        choice = completion.choices[0]
+        message = choice.message
+        content = message.content or ""
+        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    except (IndexError, AttributeError, TypeError) as err:
+        raise ValueError(f"no message in the reply ({type(err).__name__}: {err})") from None
+    if not isinstance(content, str) or not isinstance(reasoning, (str, type(None))):
+        raise ValueError("content/reasoning is not a string")
+    usage = completion.usage.model_dump(exclude_none=True) if getattr(completion, "usage", None) else None
+    return TeacherReply(content, reasoning, choice.finish_reason, usage)
 
 
 class OpenAITeacher:
-    """A teacher behind an OpenAI-compatible ``/chat/completions`` endpoint (``kind: openai``).
+    """A teacher behind an OpenAI-compatible ``/chat/completions`` endpoint (``kind: openai``), asked through the
+    ``openai`` package: it retries connection errors, timeouts and HTTP 408/409/429/5xx ``max_retries`` times
+    with exponential backoff, honouring ``Retry-After``. A reply that is not a chat completion (a body cut off by
+    a proxy, no choices) is asked again at once, also up to ``max_retries`` times.
 
     Args:
         spec: the ``experts.sources[k]`` mapping (keys and defaults: :data:`DEFAULTS`).
@@ -244,69 +227,64 @@ class OpenAITeacher:
 
     Raises:
         ValueError: when ``api_key_env`` names an unset environment variable.
+        ImportError: when the ``openai`` package is missing.
     """
 
     def __init__(self, spec: Mapping, where: str = "teacher"):
+        try:
+            import openai
+        except ImportError:
+            raise ImportError(f"{where}: kind openai needs the openai package: pip install 'meml-grpo[teachers]'") \
+                from None
         self.model = spec["model"]
         self.url = spec["base_url"].rstrip("/") + "/chat/completions"
         self.max_concurrency = int(_setting(spec, "max_concurrency"))
         self.max_retries = int(_setting(spec, "max_retries"))
-        self.retry_base_s = float(_setting(spec, "retry_base_s"))
-        self.timeout_s = float(_setting(spec, "timeout_s"))
-        self.fields = {"temperature": _setting(spec, "temperature"), "top_p": _setting(spec, "top_p"),
-                       "max_tokens": _setting(spec, "max_tokens")}
-        self.fields = {k: v for k, v in self.fields.items() if v is not None}
-        self.fields.update(spec.get("extra_body") or {})
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "meml-teacher"}
+        fields = {"temperature": _setting(spec, "temperature"), "top_p": _setting(spec, "top_p"),
+                  "max_tokens": _setting(spec, "max_tokens")}
+        self.fields = {k: v for k, v in fields.items() if v is not None}
+        self.extra_body = dict(spec.get("extra_body") or {})
+        self.extra_headers = {}
         env = _setting(spec, "api_key_env")
+        key = None
         if env is not None:
             key = os.environ.get(env)
             if not key:
                 raise ValueError(f"{where}.api_key_env: environment variable {env} is not set; export it with the "
                                  f"API key of {spec['base_url']}, or set api_key_env: null for a server without a key")
-            self.headers["Authorization"] = f"Bearer {key}"
-        self._stop = threading.Event()
-
-    def request_once(self, messages: list[dict]) -> TeacherReply:
-        """One HTTP request; :class:`_Retryable` for a transient failure, :class:`TeacherError` otherwise."""
-        body = json.dumps({"model": self.model, "messages": messages, **self.fields}).encode("utf-8")
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return _parse_reply(response.read())
-        except urllib.error.HTTPError as err:
-            try:
-                detail = err.read()[:300].decode("utf-8", "replace") if err.fp else ""
-            except OSError:
-                detail = ""
-            message = f"HTTP {err.code} from {self.url}: {detail}"
-            if err.code in (408, 429) or err.code >= 500:
-                raise _Retryable(message, _retry_after(err.headers.get("Retry-After")) if err.code == 429 else None)
-            raise TeacherError(message) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, OSError) as err:
-            raise _Retryable(f"{type(err).__name__} from {self.url}: {err}") from None
+        else:  # a server without a key (a local `vllm serve`): no Authorization header at all
+            self.extra_headers["Authorization"] = openai.Omit()
+        self._openai = openai
+        self.client = openai.OpenAI(base_url=spec["base_url"], api_key=key or "no-key",
+                                    timeout=float(_setting(spec, "timeout_s")), max_retries=self.max_retries)
 
     def complete(self, messages: list[dict]) -> TeacherReply:
-        """The reply to ``messages``, retried with exponential backoff and jitter on transient failures."""
+        """The reply to ``messages``; :class:`TeacherError` once the retries are spent, or at once for a client
+        error (a 4xx other than 408/409/429)."""
+        openai = self._openai
+        gave_up = f"(gave up after {self.max_retries + 1} attempt(s))"
         for attempt in range(self.max_retries + 1):
             try:
-                return self.request_once(messages)
-            except _Retryable as err:
-                if attempt == self.max_retries or self._stop.is_set():
-                    raise TeacherError(f"{err} (gave up after {attempt + 1} attempt(s))") from None
-                delay = err.retry_after
-                if delay is None:
-                    delay = min(MAX_BACKOFF_S, self.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
-                log.debug("%s; retrying in %.2f s", err, delay)
-                if self._stop.wait(delay):
-                    raise TeacherError(f"{err} (stopped)") from None
-        raise AssertionError("unreachable")
+                completion = self.client.chat.completions.create(
+                    model=self.model, messages=messages, extra_body=self.extra_body or None,
+                    extra_headers=self.extra_headers or None, **self.fields)
+                return _reply_of(completion)
+            except openai.APIStatusError as err:
+                message = f"HTTP {err.status_code} from {self.url}: {err.message}"
+                retried = err.status_code in RETRIED_STATUS or err.status_code >= 500
+                raise TeacherError(f"{message} {gave_up}" if retried else message) from None
+            except openai.APIConnectionError as err:  # timeouts included
+                raise TeacherError(f"{type(err).__name__} from {self.url}: {err} {gave_up}") from None
+            except ValueError as err:  # malformed JSON, or JSON that is not a chat completion
+                problem = f"malformed reply from {self.url}: {err}"
+                log.debug("%s (attempt %d)", problem, attempt + 1)
+        raise TeacherError(f"{problem} {gave_up}")
 
     def generate(self, jobs: Sequence[tuple[str, list[dict]]]) -> Iterator[tuple[str, TeacherReply | TeacherError]]:
         """``(id, reply or error)`` for every ``(id, messages)`` job, in completion order, with at most
         ``max_concurrency`` requests in flight. Worker threads only do HTTP; the caller consumes the
-        results in its own thread. Closing the iterator early cancels the questions not yet started."""
-        self._stop.clear()
+        results in its own thread. Closing the iterator early cancels the questions not yet started (those in
+        flight finish first)."""
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="teacher") as pool:
             futures = {pool.submit(self.complete, messages): job_id for job_id, messages in jobs}
             try:
@@ -316,7 +294,6 @@ class OpenAITeacher:
                     except TeacherError as err:
                         yield futures[future], err
             finally:
-                self._stop.set()
                 for future in futures:
                     future.cancel()
 
@@ -334,8 +311,8 @@ def _eos_ids(tokenizer, model) -> set[int]:
 class LocalTeacher:
     """A teacher model generated in-process (``kind: local``) with its chat template.
 
-    ``backend: transformers`` runs batched ``generate`` (GPU when available); ``backend: vllm`` needs
-    the ``gpu`` extra. Sampling: ``temperature`` (0: greedy), ``top_p``, ``max_tokens`` (default
+    ``backend: transformers`` runs batched ``generate`` (GPU when available; with ``gpus`` > 1 the layers are
+    spread over the GPUs); ``backend: vllm`` needs the ``gpu`` extra and runs tensor parallel over ``gpus``. Sampling: ``temperature`` (0: greedy), ``top_p``, ``max_tokens`` (default
     :data:`LOCAL_MAX_TOKENS`); ``batch_size`` questions per call, cached after each batch.
     """
 
@@ -348,6 +325,7 @@ class LocalTeacher:
         self.top_p = _setting(spec, "top_p")
         self.max_tokens = int(_setting(spec, "max_tokens") or LOCAL_MAX_TOKENS)
         self.dtype = _setting(spec, "dtype")
+        self.gpus = int(_setting(spec, "gpus"))
         self.seed = seed
         if self.backend == "vllm":
             try:
@@ -369,7 +347,11 @@ class LocalTeacher:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             dtype = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
-            model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype).to(device).eval()
+            if device == "cuda" and self.gpus > 1:  # the layers spread over the job's GPUs (accelerate)
+                model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, device_map="auto").eval()
+                device = model.device
+            else:
+                model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype).to(device).eval()
             torch.manual_seed(self.seed)
             self._engine = (tokenizer, model, device)
         tokenizer, model, device = self._engine
@@ -398,7 +380,7 @@ class LocalTeacher:
         from vllm import LLM, SamplingParams
 
         if self._engine is None:
-            self._engine = LLM(model=self.model, dtype=self.dtype, seed=self.seed)
+            self._engine = LLM(model=self.model, dtype=self.dtype, seed=self.seed, tensor_parallel_size=self.gpus)
         params = SamplingParams(temperature=self.temperature, top_p=self.top_p or 1.0, max_tokens=self.max_tokens)
         replies = []
         for out in self._engine.chat(conversations, params, use_tqdm=False):
@@ -414,6 +396,14 @@ class LocalTeacher:
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
             yield from zip([job_id for job_id, _ in chunk], batch([messages for _, messages in chunk]))
+
+
+def teacher_gpus(spec: Mapping, compute) -> int:
+    """GPUs the teacher job of ``spec`` declares (``resources: gpu``): a local teacher's ``gpus`` when
+    ``compute.device`` is cuda, else 0 (an API teacher only waits on the network)."""
+    if spec.get("kind") != "local" or compute.device != "cuda":
+        return 0
+    return int(_setting(spec, "gpus"))
 
 
 def make_teacher(spec: Mapping, where: str = "teacher", seed: int = 0) -> OpenAITeacher | LocalTeacher:

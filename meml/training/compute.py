@@ -61,8 +61,12 @@ class ComputeConfig:
     gpus_per_eval_job: int = setting("GPUs an evaluation or sampling job declares; the vLLM backend uses them all "
                                      "(data parallel replicas of `vllm.tensor_parallel_size` GPUs).", 0, ge=0)
     mem_mb_per_job: int = setting("Host memory a job declares to Snakemake (`resources: mem_mb`).", 4000, ge=1)
-    runtime_min_per_job: int = setting("Wall-clock limit a job declares (`resources: runtime`, minutes; Slurm "
-                                       "uses it).", 120, ge=1)
+    runtime_min_per_job: int = setting(
+        "Wall-clock limit a training or teacher job declares (`resources: runtime`, minutes; Slurm uses it). Keep it "
+        "within your partition's limit: a run killed at the limit resumes from its last checkpoint on a retry.",
+        120, ge=1)
+    runtime_min_per_eval_job: int = setting("Wall-clock limit an evaluation, sampling or world-check job declares "
+                                            "(minutes).", 120, ge=1)
 
     def __post_init__(self):
         check_fields(self, "compute")

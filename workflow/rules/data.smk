@@ -15,6 +15,9 @@ rule make_world:
 # teacher every training question; answers are cached as they arrive, so a killed job resumes.
 if TEACHER_EXPERTS:
 
+    def _local_teacher(wc):
+        return SETTINGS.experts.sources[int(wc.expert)]["kind"] == "local"
+
     rule teacher:
         input:
             lambda wc: dataset_inputs(wc.dataset),
@@ -23,7 +26,10 @@ if TEACHER_EXPERTS:
         params:
             digest=digest(lambda wc: reads.teacher_reads(SETTINGS, wc.dataset, int(wc.expert))),
         resources:
-            gpu=lambda wc: COMPUTE.gpus_per_eval_job if SETTINGS.experts.sources[int(wc.expert)]["kind"] == "local" else 0,
+            # an API teacher only waits on the network; a local teacher model is a GPU job of its `gpus`
+            gpu=lambda wc: teacher_gpus(SETTINGS.experts.sources[int(wc.expert)], COMPUTE),
+            mem_mb=lambda wc: COMPUTE.mem_mb_per_job if _local_teacher(wc) else 4000,
+            cpus_per_task=lambda wc: 16 if _local_teacher(wc) else 2,  # the Slurm executor's CPUs a job
             runtime=COMPUTE.runtime_min_per_job,
         log:
             f"{RESULTS}/logs/teacher/{{dataset}}/expert{{expert}}.log",
