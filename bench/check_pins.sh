@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$PWD"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/check-pins.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-SHOW="torch transformers trl lm_eval vllm accelerate datasets numpy pandas snakemake snakemake-executor-plugin-slurm"
+SHOW="torch transformers trl lm_eval vllm accelerate datasets numpy pandas snakemake snakemake-executor-plugin-slurm openai ray"
 status=0
 
 resolve() {  # name, python, pip arguments...
