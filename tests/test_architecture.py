@@ -27,7 +27,7 @@ ROOMS = {  # room: (module prefixes, rooms it may import)
     "data": (("meml.data",), {"core"}),
     "experts": (("meml.experts",), {"core", "world", "rewards"}),
     "training": (("meml.training",), {"core", "rewards", "tiny"}),
-    "evaluation": (("meml.evaluation",), {"core", "rewards", "tiny", "training"}),
+    "evaluation": (("meml.evaluation", "meml.vllm_backend"), {"core", "rewards", "tiny", "training"}),
     "baselines": (("baselines",), {"core", "training"}),
     "method": (("meml.method",), {"core", "training"}),
     "reports": (("reports",), {"core", "data", "rewards"}),
