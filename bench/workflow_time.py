@@ -8,7 +8,8 @@ rules' Snakemake benchmark files, the summed and longest job time per rule, and 
 divided by the cores (a lower bound of the wall time at full use of the cores). Targets (issue 15): the
 default config (three seeds) at most 9,000 job-seconds at one thread per job, workflow/config/quick.yaml
 under 15 minutes of wall time on a 2-core CPU machine; issue 16: the default at most 7,200 job-seconds. Measured
-2026-11-30 after issue 16's world redesign: 4,717 job-seconds (39.6 min); before it (2026-11-29): 3,766
+2026-11-30 after issue 16's world redesign: 4,717 job-seconds (39.6 min), and quick.yaml 14.8 min (1,337
+job-seconds; 16.2 min before its world check was cut to 150 dev items); before it (2026-11-29): 3,766
 job-seconds (31.6 min) and 11.5 min for quick.yaml (1,109 job-seconds).
 """
 
