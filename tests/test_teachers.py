@@ -24,7 +24,7 @@ from meml.experts.teachers import (
     read_cache,
     run_teacher,
     split_reasoning,
-    teacher_gpus,
+    teacher_resources,
 )
 from meml.fields import ConfigError
 from meml.pipeline import stages
@@ -364,11 +364,13 @@ def test_config_accepts_teacher_kinds_and_names_their_keys():
 
 
 def test_teacher_jobs_declare_the_gpus_they_use():
-    cuda, cpu = ComputeConfig(device="cuda"), ComputeConfig()
-    assert teacher_gpus({"kind": "local", "model": "m"}, cuda) == 1  # one engine on one GPU by default
-    assert teacher_gpus({"kind": "local", "model": "m", "gpus": 4}, cuda) == 4  # vLLM tensor parallel over 4
-    assert teacher_gpus({"kind": "local", "model": "m", "gpus": 4}, cpu) == 0
-    assert teacher_gpus(_spec("https://api.deepseek.com/v1"), cuda) == 0  # an API teacher waits on the network
+    cuda, cpu = ComputeConfig(device="cuda", mem_mb_per_job=64000), ComputeConfig()
+    local = {"kind": "local", "model": "m"}
+    assert teacher_resources(local, cuda) == {"gpu": 1, "mem_mb": 64000, "cpus_per_task": 16}  # one engine, one GPU
+    assert teacher_resources({**local, "gpus": 4}, cuda)["gpu"] == 4  # vLLM tensor parallel over 4
+    assert teacher_resources({**local, "gpus": 4}, cpu)["gpu"] == 0
+    api = {"gpu": 0, "mem_mb": 4000, "cpus_per_task": 2}  # an API teacher waits on the network
+    assert teacher_resources(_spec("https://api.deepseek.com/v1"), cuda) == api
 
 
 def test_openai_teacher_needs_the_openai_package(monkeypatch):

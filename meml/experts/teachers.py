@@ -398,12 +398,14 @@ class LocalTeacher:
             yield from zip([job_id for job_id, _ in chunk], batch([messages for _, messages in chunk]))
 
 
-def teacher_gpus(spec: Mapping, compute) -> int:
-    """GPUs the teacher job of ``spec`` declares (``resources: gpu``): a local teacher's ``gpus`` when
-    ``compute.device`` is cuda, else 0 (an API teacher only waits on the network)."""
-    if spec.get("kind") != "local" or compute.device != "cuda":
-        return 0
-    return int(_setting(spec, "gpus"))
+def teacher_resources(spec: Mapping, compute) -> dict[str, int]:
+    """What the teacher job of ``spec`` declares to Snakemake: ``gpu``, ``mem_mb`` and ``cpus_per_task`` (the Slurm
+    executor's CPUs). An API teacher only waits on the network: no GPU, 2 CPUs, 4 GB. A local teacher model takes
+    its ``gpus`` (when ``compute.device`` is cuda), 16 CPUs and ``compute.mem_mb_per_job``."""
+    if spec.get("kind") != "local":
+        return {"gpu": 0, "mem_mb": 4000, "cpus_per_task": 2}
+    return {"gpu": int(_setting(spec, "gpus")) if compute.device == "cuda" else 0, "mem_mb": compute.mem_mb_per_job,
+            "cpus_per_task": 16}
 
 
 def make_teacher(spec: Mapping, where: str = "teacher", seed: int = 0) -> OpenAITeacher | LocalTeacher:

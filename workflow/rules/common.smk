@@ -2,7 +2,7 @@
 import re
 
 from meml import paths
-from meml.experts.teachers import TEACHER_KINDS, teacher_gpus
+from meml.experts.teachers import TEACHER_KINDS, teacher_resources
 from meml.methods import RL_ALGORITHMS, Method
 from meml.pipeline import reads
 from meml.sweeps import meml_groups, meml_methods, rl_algorithms, rl_methods

@@ -15,8 +15,8 @@ rule make_world:
 # teacher every training question; answers are cached as they arrive, so a killed job resumes.
 if TEACHER_EXPERTS:
 
-    def _local_teacher(wc):
-        return SETTINGS.experts.sources[int(wc.expert)]["kind"] == "local"
+    def _teacher_resources(wc):
+        return teacher_resources(SETTINGS.experts.sources[int(wc.expert)], COMPUTE)
 
     rule teacher:
         input:
@@ -27,9 +27,9 @@ if TEACHER_EXPERTS:
             digest=digest(lambda wc: reads.teacher_reads(SETTINGS, wc.dataset, int(wc.expert))),
         resources:
             # an API teacher only waits on the network; a local teacher model is a GPU job of its `gpus`
-            gpu=lambda wc: teacher_gpus(SETTINGS.experts.sources[int(wc.expert)], COMPUTE),
-            mem_mb=lambda wc: COMPUTE.mem_mb_per_job if _local_teacher(wc) else 4000,
-            cpus_per_task=lambda wc: 16 if _local_teacher(wc) else 2,  # the Slurm executor's CPUs a job
+            gpu=lambda wc: _teacher_resources(wc)["gpu"],
+            mem_mb=lambda wc: _teacher_resources(wc)["mem_mb"],
+            cpus_per_task=lambda wc: _teacher_resources(wc)["cpus_per_task"],
             runtime=COMPUTE.runtime_min_per_job,
         log:
             f"{RESULTS}/logs/teacher/{{dataset}}/expert{{expert}}.log",
